@@ -1,0 +1,134 @@
+"""KGL-Net (arXiv 2412.11161), exactly as SPEC section 2, without the reference's duplicate pass.
+
+The reference runs the four per-modality low-level layers twice per forward pass (once for the
+descriptor branch, once for the metric branch). Here they run once and both branches read the
+same low-level map, which is mathematically identical and about a third cheaper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from .layers import FRN, TLU, HighLevelStack, LowLevelStack, init_weights, l2_normalize
+from .registry import register_model
+
+PATCH_SIZE = 64
+
+
+@dataclass
+class KGLNetFeatures:
+    """Everything one forward pass of the feature network produces for a batch of B pairs.
+
+    desc_*: L2-normalised descriptors [B,128]; raw_*: descriptors before normalisation [B,128];
+    common_*: descriptor-branch ("common") maps [B,256,8,8]; diff_*: metric-branch ("difference")
+    maps [B,256,8,8]. ``vis`` is the visible patch, ``other`` the NIR / thermal / SAR patch.
+    """
+
+    desc_vis: torch.Tensor
+    desc_other: torch.Tensor
+    raw_vis: torch.Tensor
+    raw_other: torch.Tensor
+    common_vis: torch.Tensor
+    common_other: torch.Tensor
+    diff_vis: torch.Tensor
+    diff_other: torch.Tensor
+
+
+class MetricHead(nn.Module):
+    """``|f_vis - f_other|`` -> conv 3x3 256->256, FRN, TLU -> GAP -> MLP 256-512-256-1.
+
+    Shapes: two [B,256,8,8] maps -> logits [B] (match probability = sigmoid(logits)).
+    """
+
+    def __init__(self, channels: int = 256) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=True)
+        self.frn = FRN(channels)
+        self.tlu = TLU(channels)
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, 512), nn.ReLU(inplace=True),
+            nn.Linear(512, 256), nn.ReLU(inplace=True),
+            nn.Linear(256, 1),
+        )
+
+    def forward(self, f_vis: torch.Tensor, f_other: torch.Tensor) -> torch.Tensor:
+        x = self.tlu(self.frn(self.conv((f_vis - f_other).abs())))
+        return self.mlp(x.mean(dim=(2, 3))).squeeze(1)  # squeeze(1), not squeeze(): B = 1 stays [1]
+
+
+def check_patch_batch(x: torch.Tensor, name: str) -> None:
+    """Raise ValueError unless ``x`` is a float tensor [B,1,64,64] with B >= 1."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4 or x.shape[1:] != (1, PATCH_SIZE, PATCH_SIZE) or x.shape[0] < 1:
+        raise ValueError(f"{name}: expected shape [B,1,{PATCH_SIZE},{PATCH_SIZE}], got {list(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point tensor (uint8 / 255), got {x.dtype}")
+
+
+@register_model("kglnet")
+class KGLNet(nn.Module):
+    """Knowledge-guided cross-spectral patch matcher: descriptor branch + metric branch.
+
+    Pseudo-Siamese low level (one stack per modality), Siamese descriptor branch (layers 5-8
+    shared, conv 8x8 -> 128, BatchNorm applied per modality), metric branch (layers 5-8 with
+    separate weights per modality) and a metric head. 6,409,713 parameters.
+
+    Inputs: ``vis``, ``other`` float [B,1,64,64] in [0,1].
+    """
+
+    descriptor_dim = 128
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.low_vis = LowLevelStack()
+        self.low_other = LowLevelStack()
+        self.desc_high = HighLevelStack()            # shared by both modalities
+        self.desc_proj = nn.Conv2d(256, self.descriptor_dim, kernel_size=8, bias=True)
+        self.desc_bn = nn.BatchNorm2d(self.descriptor_dim)
+        self.metric_high_vis = HighLevelStack()
+        self.metric_high_other = HighLevelStack()
+        self.metric_head = MetricHead()
+        init_weights(self)
+
+    # -- optimiser groups (SPEC 3: lr 5e-3 for the feature network, 5e-5 for the metric head) --
+    def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(feature-network parameters, metric-head parameters); together they cover every parameter."""
+        head = list(self.metric_head.parameters())
+        head_ids = {id(p) for p in head}
+        features = [p for p in self.parameters() if id(p) not in head_ids]
+        return features, head
+
+    def _descriptor(self, common: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # BatchNorm runs on each modality's batch separately, as in the reference, so its
+        # training statistics are per modality.
+        raw = self.desc_bn(self.desc_proj(common)).flatten(1)
+        return raw, l2_normalize(raw)
+
+    def features(self, vis: torch.Tensor, other: torch.Tensor) -> KGLNetFeatures:
+        """Run the feature network once for both branches."""
+        check_patch_batch(vis, "vis")
+        check_patch_batch(other, "other")
+        if vis.shape[0] != other.shape[0]:
+            raise ValueError(f"vis and other batches differ in size: {vis.shape[0]} vs {other.shape[0]}")
+        low_vis, low_other = self.low_vis(vis), self.low_other(other)
+        common_vis, common_other = self.desc_high(low_vis), self.desc_high(low_other)
+        raw_vis, desc_vis = self._descriptor(common_vis)
+        raw_other, desc_other = self._descriptor(common_other)
+        return KGLNetFeatures(
+            desc_vis=desc_vis, desc_other=desc_other, raw_vis=raw_vis, raw_other=raw_other,
+            common_vis=common_vis, common_other=common_other,
+            diff_vis=self.metric_high_vis(low_vis), diff_other=self.metric_high_other(low_other),
+        )
+
+    def metric_logits(self, diff_vis: torch.Tensor, diff_other: torch.Tensor) -> torch.Tensor:
+        """Metric-branch logits [B] for pairs of difference maps [B,256,8,8]."""
+        return self.metric_head(diff_vis, diff_other)
+
+    def forward(self, vis: torch.Tensor, other: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Inference on aligned pairs: (desc_vis [B,128], desc_other [B,128], match probability [B])."""
+        f = self.features(vis, other)
+        return f.desc_vis, f.desc_other, torch.sigmoid(self.metric_logits(f.diff_vis, f.diff_other))

@@ -1,0 +1,119 @@
+"""KGL-Net architecture: parameter counts, shapes, input checks and SPEC details."""
+
+import pytest
+import torch
+
+from kglnet.models import KGLNet, count_parameters, create_model, list_models
+from kglnet.models.layers import ECA, FRN, TLU, eca_kernel_size
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return create_model("kglnet")
+
+
+def test_registered_by_name():
+    assert "kglnet" in list_models()
+    assert isinstance(create_model("kglnet"), KGLNet)
+    with pytest.raises(KeyError, match="kglnet"):  # the error lists the known names
+        create_model("no-such-model")
+
+
+def test_parameter_counts_match_the_paper(model):
+    assert count_parameters(model) == 6_409_713
+    features, head = model.parameter_groups()
+    assert sum(p.numel() for p in features) == 5_555_696
+    assert sum(p.numel() for p in head) == 854_017
+    # the two optimiser groups cover every parameter exactly once (the reference's SGD path did not)
+    ids = [id(p) for p in features + head]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_forward_shapes_eval(model, batch):
+    model.eval()
+    x = torch.rand(batch, 1, 64, 64)
+    desc_vis, desc_other, prob = model(x, torch.rand(batch, 1, 64, 64))
+    assert desc_vis.shape == desc_other.shape == (batch, 128)
+    assert prob.shape == (batch,)  # a batch of one pair keeps its batch axis
+    assert torch.allclose(desc_vis.norm(dim=1), torch.ones(batch), atol=1e-4)
+    assert ((prob > 0) & (prob < 1)).all()
+
+
+def test_feature_shapes_train(model):
+    model.train()
+    f = model.features(torch.rand(4, 1, 64, 64), torch.rand(4, 1, 64, 64))
+    assert f.raw_vis.shape == f.raw_other.shape == (4, 128)
+    for m in (f.common_vis, f.common_other, f.diff_vis, f.diff_other):
+        assert m.shape == (4, 256, 8, 8)
+    assert model.metric_logits(f.diff_vis, f.diff_other).shape == (4,)
+
+
+@pytest.mark.parametrize("shape", [(2, 64, 64), (2, 1, 32, 32), (2, 3, 64, 64), (0, 1, 64, 64)])
+def test_bad_input_shapes(model, shape):
+    with pytest.raises(ValueError, match="expected shape"):
+        model.features(torch.rand(*shape), torch.rand(*shape))
+
+
+def test_bad_input_dtype_and_batch_mismatch(model):
+    with pytest.raises(ValueError, match="floating-point"):
+        model.features(torch.zeros(2, 1, 64, 64, dtype=torch.uint8), torch.rand(2, 1, 64, 64))
+    with pytest.raises(ValueError, match="differ"):
+        model.features(torch.rand(2, 1, 64, 64), torch.rand(3, 1, 64, 64))
+
+
+def test_low_level_layers_run_once_per_forward(model):
+    """The reference ran layers 1-4 twice per pass; here both branches share one pass."""
+    calls = []
+    hooks = [m.register_forward_hook(lambda *_: calls.append(1)) for m in (model.low_vis, model.low_other)]
+    try:
+        model.eval()
+        model(torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert len(calls) == 2
+
+
+def test_batchnorm_statistics_are_per_modality(model):
+    """In training mode the VIS descriptor must not depend on the other modality's batch."""
+    model.train()
+    vis = torch.rand(6, 1, 64, 64)
+    with torch.no_grad():
+        a = model.features(vis, torch.rand(6, 1, 64, 64)).raw_vis
+        b = model.features(vis, torch.rand(6, 1, 64, 64) * 0.1).raw_vis
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_frn_tlu_formulas():
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 5, 5)
+    frn = FRN(3)
+    with torch.no_grad():
+        frn.gamma.fill_(2.0)
+        frn.beta.fill_(0.5)
+    expected = 2.0 * x / torch.sqrt((x**2).mean(dim=(2, 3), keepdim=True) + 1e-6) + 0.5
+    assert torch.allclose(frn(x), expected, atol=1e-5)
+    assert sum(p.numel() for p in frn.parameters()) == 6  # eps is a buffer, not learned
+    tlu = TLU(3)
+    assert torch.equal(tlu(x), torch.clamp(x, min=-1.0))  # tau initialised to -1
+
+
+def test_eca_kernel_sizes():
+    assert [eca_kernel_size(c) for c in (32, 64, 128, 256)] == [3, 3, 5, 5]
+    eca = ECA(64)
+    assert eca.conv.bias is None and eca.conv.kernel_size == (3,)
+    x = torch.rand(2, 64, 4, 4)
+    y = eca(x)
+    ratio = y / x  # each channel is scaled by one factor in (0, 1)
+    assert torch.allclose(ratio, ratio[:, :, :1, :1].expand_as(ratio), atol=1e-5)
+    assert ((ratio > 0) & (ratio < 1)).all()
+
+
+def test_initialisation():
+    torch.manual_seed(0)
+    m = create_model("kglnet")
+    assert torch.equal(m.low_vis[1].tau, torch.full_like(m.low_vis[1].tau, -1.0))
+    assert torch.count_nonzero(m.desc_proj.bias) == 0
+    assert torch.equal(m.desc_bn.weight, torch.ones(128))
