@@ -1,0 +1,44 @@
+# kglnet workflow: data -> pair files -> training per dataset and model -> evaluation -> tables.
+# Default config: params.yaml (the built-in synthetic data). Others: --configfile config/<name>.yaml.
+# Rules stay thin: each calls one `kglnet` subcommand.
+
+
+# params.yaml is the default only: a config given with --configfile replaces it instead of being
+# merged into it, so `--configfile config/mini.yaml` does not also run the built-in dataset.
+if not config:
+
+    configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+
+
+rule all:
+    """Default target: every dataset end to end, tables and figures included."""
+    input:
+        [report_outputs(d) for d in DATASETS],
+
+
+rule data_all:
+    """All pair files (the DVC 'data' stage)."""
+    input:
+        [split_files(d) for d in DATASETS],
+
+
+rule train_all:
+    """All trained checkpoints (the DVC 'train' stage)."""
+    input:
+        [f"checkpoints/{d}/{m}/best.pt" for d in DATASETS for m in models_of(d)],
+
+
+rule evaluate_all:
+    """All metrics, tables and figures (the DVC 'evaluate' stage)."""
+    input:
+        [all_metrics(d) + report_outputs(d) for d in DATASETS],

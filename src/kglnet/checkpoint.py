@@ -1,0 +1,75 @@
+"""Checkpoints: one self-describing format for resume state and for trained models.
+
+A checkpoint is a dict saved with ``torch.save`` and written atomically. It names its format and
+its model, so evaluation can refuse a file that is not a kglnet checkpoint, or that belongs to
+another model, with an error naming the file instead of a stack trace from ``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .models import create_model, list_models
+from .utils.io import atomic_path
+
+CHECKPOINT_FORMAT = "kglnet-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **extra: Any) -> None:
+    """Atomically save ``model``'s weights, its registered name and any ``extra`` entries."""
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model_name": getattr(model, "model_name", type(model).__name__),
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def read_checkpoint(path: str | os.PathLike, expected_model: str | None = None) -> dict[str, Any]:
+    """Load and check a checkpoint dict (weights only: no arbitrary pickled code is executed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "checkpoint file does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(path, f"not a readable checkpoint (truncated or not a torch file): {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(path, f"not a kglnet checkpoint (no 'format: {CHECKPOINT_FORMAT}' entry)")
+    name = state.get("model_name")
+    if name not in list_models():
+        raise CheckpointError(path, f"checkpoint is of model {name!r}, which is not registered ({', '.join(list_models())})")
+    if expected_model is not None and name != expected_model:
+        raise CheckpointError(path, f"checkpoint is of model {name!r}, expected {expected_model!r}")
+    return state
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", expected_model: str | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Build the checkpoint's model, load its weights, move it to ``device`` in eval mode."""
+    state = read_checkpoint(path, expected_model)
+    model = create_model(state["model_name"], **state.get("model_kwargs", {}))
+    try:
+        model.load_state_dict(state["model_state"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise CheckpointError(path, f"weights do not fit model {state['model_name']!r}: {' '.join(first)}") from None
+    return model.to(device).eval(), state

@@ -1,0 +1,191 @@
+"""The ``kglnet`` command line. Every Snakemake rule calls one of these subcommands.
+
+  kglnet models                         registered models and their parameter counts
+  kglnet make-synthetic                 built-in synthetic dataset -> HDF5 pair files
+  kglnet train                          train a model on a pair file, select on another
+  kglnet evaluate                       FPR95 of a checkpoint on any pair files (JSON per file)
+  kglnet baseline                       FPR95 of a hand-crafted method (NCC, SIFT) on pair files
+  kglnet report                         tables and figures from metrics, ROC and training records
+
+User errors (bad files, bad settings) exit with status 2 and one line naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+log = logging.getLogger("kglnet")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import count_parameters, create_model, list_models
+
+    for name in list_models():
+        print(f"{name}\t{count_parameters(create_model(name))}")
+    return 0
+
+
+def cmd_make_synthetic(args: argparse.Namespace) -> int:
+    from .data.synthetic import SyntheticConfig, build_synthetic_dataset
+
+    cfg = SyntheticConfig.from_dict(args.config)
+    summary = build_synthetic_dataset(args.out_dir, cfg, progress=not args.no_progress)
+    print(json.dumps(summary.get("splits", summary), sort_keys=True))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+    from .utils.io import atomic_path
+
+    settings = dict(args.config)
+    if args.threads is not None:
+        settings["threads"] = args.threads
+    if args.device is not None:
+        settings["device"] = args.device
+    cfg = TrainConfig.from_dict(settings)
+    summary = train(args.train, args.val, args.out_dir, cfg, resume=not args.no_resume, progress=not args.no_progress)
+    if args.history_out:
+        history = Path(args.out_dir) / "history.json"
+        with atomic_path(args.history_out) as tmp:
+            tmp.write_bytes(history.read_bytes())
+    print(json.dumps(summary["best"], sort_keys=True))
+    return 0
+
+
+def _test_set_names(files: Sequence[str], names: Sequence[str] | None) -> list[str]:
+    if names is None:
+        return [Path(f).stem for f in files]
+    if len(names) != len(files):
+        raise ValueError(f"--names has {len(names)} entries but --pairs has {len(files)} files")
+    return list(names)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.runner import evaluate_checkpoint, write_outputs
+
+    names = _test_set_names(args.pairs, args.names)
+    results, roc = evaluate_checkpoint(args.checkpoint, args.pairs, names, batch_size=args.batch_size, device=args.device)
+    for name in names:
+        print(json.dumps(results[name], sort_keys=True))
+    if args.metrics_out:
+        write_outputs(results, roc, metrics_out=args.metrics_out, roc_out=args.roc_out, dataset=args.dataset,
+                      model=args.model or "kglnet", label=args.label, selection=args.selection,
+                      checkpoint=args.checkpoint)
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from .evaluation.runner import evaluate_handcrafted, write_outputs
+
+    names = _test_set_names(args.pairs, args.names)
+    results, roc = evaluate_handcrafted(args.method, args.pairs, names)
+    for name in names:
+        print(json.dumps(results[name], sort_keys=True))
+    if args.metrics_out:
+        write_outputs(results, roc, metrics_out=args.metrics_out, roc_out=args.roc_out, dataset=args.dataset,
+                      model=args.method, label=args.label or args.method.upper(), selection="none (hand-crafted)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .evaluation.runner import make_report
+
+    make_report(args.dataset, metrics=args.metrics, roc=args.roc, histories=args.history,
+                table_md=args.table_md, table_csv=args.table_csv, figures_dir=args.figures_dir)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kglnet", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list registered models (name TAB parameter count)")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("make-synthetic", help="generate the built-in synthetic dataset")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--config", type=_json_object, default={}, help="SyntheticConfig fields as a JSON object")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_make_synthetic)
+
+    p = sub.add_parser("train", help="train a model; resumes from OUT_DIR/last.pt when compatible")
+    p.add_argument("--train", required=True, type=Path, help="pair file whose positives are the training pairs")
+    p.add_argument("--val", required=True, type=Path, help="balanced pair file used to select the checkpoint")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--config", type=_json_object, default={}, help="TrainConfig fields as a JSON object")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--history-out", type=Path, help="also copy the per-epoch history JSON here")
+    p.add_argument("--no-resume", action="store_true", help="ignore OUT_DIR/last.pt and start from scratch")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="FPR95 of a checkpoint on pair files; one JSON line per file")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--pairs", required=True, nargs="+")
+    p.add_argument("--names", nargs="+", help="test-set names (default: file stems)")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--metrics-out", type=Path, help="write the metrics record (results/metrics/<dataset>/<model>.json)")
+    p.add_argument("--roc-out", type=Path, help="write ROC points (with --metrics-out)")
+    p.add_argument("--dataset", default="unnamed")
+    p.add_argument("--model", help="model name in the record (default: kglnet)")
+    p.add_argument("--label", help="row label in tables")
+    p.add_argument("--selection", default="validation", help="how the checkpoint was selected")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("baseline", help="FPR95 of a hand-crafted method on pair files")
+    p.add_argument("--method", required=True, choices=["ncc", "sift"])
+    p.add_argument("--pairs", required=True, nargs="+")
+    p.add_argument("--names", nargs="+")
+    p.add_argument("--metrics-out", type=Path)
+    p.add_argument("--roc-out", type=Path)
+    p.add_argument("--dataset", default="unnamed")
+    p.add_argument("--label")
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("report", help="tables (Markdown, CSV) and figures (ROC, training curves) for a dataset")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--metrics", nargs="+", required=True, type=Path)
+    p.add_argument("--roc", nargs="*", default=[], type=Path)
+    p.add_argument("--history", nargs="*", default=[], type=Path)
+    p.add_argument("--table-md", required=True, type=Path)
+    p.add_argument("--table-csv", required=True, type=Path)
+    p.add_argument("--figures-dir", required=True, type=Path)
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from .checkpoint import CheckpointError
+    from .data import PairFileError
+
+    try:
+        return args.func(args)
+    except (PairFileError, CheckpointError, ValueError, KeyError, FileNotFoundError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"kglnet {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

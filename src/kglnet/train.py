@@ -1,0 +1,266 @@
+"""Training loop (SPEC sections 3 and 4) with exact resume and validation-based selection.
+
+Outputs in ``out_dir``:
+  last.pt       full state after the latest epoch (model, optimiser, RNG states, history), every epoch
+  best.pt       weights of the epoch with the lowest validation FPR95 (metric branch): the reported model
+  history.json  one record per epoch (losses, distances, validation FPR95, timings)
+  config.json   the resolved training configuration and input checksums
+  train.log     the log
+Every file is written atomically, so a run killed at any moment leaves the last complete epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import __version__
+from .augment import PairAugmentation
+from .checkpoint import read_checkpoint, save_checkpoint
+from .data import read_pairs
+from .evaluation import fpr95_descriptor, fpr95_metric
+from .inference import resolve_device, score_pairs
+from .losses import LossConfig, kglnet_loss
+from .models import count_parameters, create_model
+from .utils.io import atomic_write_json, sha256_file
+
+log = logging.getLogger("kglnet.train")
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; defaults are the paper's (SPEC section 3)."""
+
+    model: str = "kglnet"
+    epochs: int = 100
+    batch_size: int = 256            # P positive pairs per batch
+    lr_features: float = 5e-3        # whole feature network
+    lr_head: float = 5e-5            # metric head
+    optimizer: str = "adam"          # "adam" or "sgd" (both optimise the metric head too)
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    eval_batch_size: int = 512
+    threads: int = 0                 # torch CPU threads; 0 keeps torch's default
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training setting(s) {unknown}; allowed: {sorted(known)}")
+        values = dict(values)
+        if isinstance(values.get("loss"), dict):
+            values["loss"] = LossConfig(**values["loss"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def resume_key(self) -> str:
+        """Fingerprint of everything that must match for a resume to be exact (all but epochs/device)."""
+        d = self.to_dict()
+        for volatile in ("epochs", "device", "eval_batch_size", "threads"):
+            d.pop(volatile)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss; the last good checkpoint is left untouched."""
+
+
+def _shuffle_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    # Derived from (seed, epoch) alone, so a resumed run visits batches in the same order.
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
+    # A last batch of a single pair has no negative to mine, so it folds into the previous one.
+    bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2:
+        bounds[-2] = (bounds[-2][0], n)
+        bounds.pop()
+    return bounds
+
+
+def _make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    features, head = model.parameter_groups()
+    groups = [{"params": features, "lr": cfg.lr_features}, {"params": head, "lr": cfg.lr_head}]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, weight_decay=0.0)
+    if cfg.optimizer == "sgd":
+        # The reference's SGD option dropped the metric head; here both groups are optimised.
+        return torch.optim.SGD(groups, momentum=0.9, weight_decay=0.0)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; allowed: adam, sgd")
+
+
+def validate(model: torch.nn.Module, pairs, batch_size: int, device: torch.device) -> dict[str, float | None]:
+    """FPR95 (both definitions, percent) of ``model`` on a balanced PairSet."""
+    scores = score_pairs(model, pairs.left, pairs.right, batch_size=batch_size, device=device)
+    out: dict[str, float | None] = {"fpr95_descriptor": fpr95_descriptor(scores["distance"], pairs.label)}
+    prob = scores["probability"]
+    out["fpr95_metric"] = fpr95_metric(prob, pairs.label) if prob is not None else None
+    return out
+
+
+def _setup_logging(out_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(out_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def _selection_score(record: dict[str, Any]) -> float:
+    """Validation score used to pick best.pt: the metric branch (the one the paper reports),
+    falling back to the descriptor branch for models without one."""
+    value = record.get("val_fpr95_metric")
+    return value if value is not None else record["val_fpr95_descriptor"]
+
+
+def train(train_file: str | os.PathLike, val_file: str | os.PathLike, out_dir: str | os.PathLike,
+          cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Train ``cfg.model`` on the positive pairs of ``train_file``; select on ``val_file``.
+
+    With ``resume`` and a compatible ``last.pt`` in ``out_dir`` (same settings and training data),
+    training continues after the last completed epoch and ends with the same weights as an
+    uninterrupted run (bit for bit on the CPU). Returns the summary written to best.pt.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handler = _setup_logging(out_dir)
+    try:
+        return _train(Path(train_file), Path(val_file), out_dir, cfg, resume, progress)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, resume: bool, progress: bool) -> dict[str, Any]:
+    if cfg.batch_size < 2:
+        raise ValueError(f"batch_size must be at least 2 (hard-negative mining), got {cfg.batch_size}")
+    if cfg.epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {cfg.epochs}")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+
+    train_set = read_pairs(train_file)
+    positives = np.flatnonzero(train_set.label == 1)
+    if len(positives) < 2:
+        raise ValueError(f"{train_file}: training needs at least 2 positive pairs, found {len(positives)}")
+    val_set = read_pairs(val_file, require_both_labels=True)
+    inputs = {"train": sha256_file(train_file), "val": sha256_file(val_file)}
+
+    # Training data lives on the training device as uint8; batches are cast there.
+    train_vis = torch.from_numpy(train_set.left[positives]).to(device)
+    train_other = torch.from_numpy(train_set.right[positives]).to(device)
+    n = len(positives)
+
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model).to(device)
+    optimizer = _make_optimizer(model, cfg)
+    augment = PairAugmentation(photometric=cfg.augment, geometric=cfg.augment)
+    aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    history: list[dict[str, Any]] = []
+    start_epoch = 1
+    best: dict[str, Any] | None = None
+
+    last_path = out_dir / "last.pt"
+    if resume and last_path.exists():
+        state = read_checkpoint(last_path, expected_model=cfg.model)
+        compatible = state.get("resume_key") == cfg.resume_key() and state.get("inputs") == inputs
+        if compatible and int(state["epoch"]) <= cfg.epochs:
+            model.load_state_dict(state["model_state"])
+            optimizer.load_state_dict(state["optimizer_state"])
+            aug_gen.set_state(state["rng"]["augment"])
+            torch.set_rng_state(state["rng"]["torch"])
+            history = state["history"]
+            best = state.get("best")
+            start_epoch = int(state["epoch"]) + 1
+            log.info("resuming from %s after epoch %d", last_path, state["epoch"])
+        else:
+            log.warning("%s was made with other settings, data or more epochs; starting from scratch", last_path)
+
+    atomic_write_json(out_dir / "config.json", {
+        "train": cfg.to_dict(), "train_file": str(train_file), "val_file": str(val_file),
+        "inputs_sha256": inputs, "train_positives": n, "val_pairs": len(val_set),
+        "parameters": count_parameters(model), "device": str(device), "torch": torch.__version__,
+        "kglnet": __version__,
+    })
+    log.info("model %s (%d parameters) on %s; %d training pairs, %d validation pairs, epochs %d..%d",
+             cfg.model, count_parameters(model), device, n, len(val_set), start_epoch, cfg.epochs)
+
+    bounds = _batches(n, cfg.batch_size)
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        order = _shuffle_order(n, cfg.seed, epoch).to(device)
+        sums: dict[str, torch.Tensor] = {}
+        bar = tqdm(bounds, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress, leave=False)
+        for step, (lo, hi) in enumerate(bar, start=1):
+            idx = order[lo:hi]
+            vis = train_vis.index_select(0, idx).unsqueeze(1).float().div_(255.0)
+            other = train_other.index_select(0, idx).unsqueeze(1).float().div_(255.0)
+            vis, other = augment(vis, other, aug_gen)
+            terms = kglnet_loss(model, vis, other, cfg.loss)
+            if not torch.isfinite(terms["total"]):
+                raise TrainingDiverged(
+                    f"non-finite loss at epoch {epoch}, step {step} "
+                    f"({ {k: float(v) for k, v in terms.items()} }); last good checkpoint: {last_path}")
+            optimizer.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            optimizer.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.detach()
+            if progress and step % 5 == 0:
+                bar.set_postfix(loss=f"{float(terms['total']):.3f}")
+        train_seconds = time.perf_counter() - t0
+
+        val = validate(model, val_set, cfg.eval_batch_size, device)
+        record = {
+            "epoch": epoch,
+            **{f"loss_{k}" if k not in ("d_pos", "d_neg") else k: float(v) / len(bounds) for k, v in sums.items()},
+            "val_fpr95_descriptor": val["fpr95_descriptor"],
+            "val_fpr95_metric": val["fpr95_metric"],
+            "train_seconds": train_seconds,
+            "train_pairs_per_s": n / train_seconds,
+            "epoch_seconds": time.perf_counter() - t0,
+        }
+        history.append(record)
+        log.info("epoch %d: %s", epoch, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
+
+        meta = {"epoch": epoch, "config": cfg.to_dict(), "inputs": inputs, "kglnet": __version__}
+        if best is None or _selection_score(record) < best["score"]:
+            best = {"epoch": epoch, "score": _selection_score(record),
+                    "val_fpr95_metric": val["fpr95_metric"], "val_fpr95_descriptor": val["fpr95_descriptor"]}
+            save_checkpoint(out_dir / "best.pt", model, selection="validation", best=best, **meta)
+        save_checkpoint(
+            last_path, model, optimizer_state=optimizer.state_dict(),
+            rng={"augment": aug_gen.get_state(), "torch": torch.get_rng_state()},
+            history=history, best=best, resume_key=cfg.resume_key(), **meta,
+        )
+        atomic_write_json(out_dir / "history.json", history)
+
+    if best is None:  # every epoch was already done: outputs are complete
+        best = read_checkpoint(out_dir / "best.pt")["best"]
+    atomic_write_json(out_dir / "history.json", history)
+    summary = {"best": best, "epochs": len(history), "out_dir": str(out_dir)}
+    log.info("done: best epoch %d, validation FPR95 %.2f%%", best["epoch"], best["score"])
+    return summary
+
+
+__all__ = ["TrainConfig", "TrainingDiverged", "train", "validate"]

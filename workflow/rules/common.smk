@@ -1,0 +1,56 @@
+# Configuration helpers shared by every rule file.
+import json
+
+from snakemake.utils import validate
+
+validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+DATASETS = list(config["datasets"])
+BASELINES = list(config["baselines"])
+
+
+def dataset_cfg(dataset):
+    return config["datasets"][dataset]
+
+
+def test_sets(dataset):
+    return dataset_cfg(dataset)["test_sets"]
+
+
+def models_of(dataset):
+    return dataset_cfg(dataset)["models"]
+
+
+def test_files(dataset):
+    return [f"data/{dataset}/{name}.h5" for name in test_sets(dataset)]
+
+
+def split_files(dataset):
+    return [f"data/{dataset}/{split}.h5" for split in ("train", "val")] + test_files(dataset)
+
+
+def train_settings(dataset, model):
+    """The model's settings, overridden by the dataset's; 'label' is for tables only."""
+    settings = {k: v for k, v in config["models"][model].items() if k != "label"}
+    settings.update(dataset_cfg(dataset).get("train", {}))
+    return settings
+
+
+def model_label(model):
+    return config["models"][model].get("label", model)
+
+
+def all_metrics(dataset):
+    return [f"results/metrics/{dataset}/{m}.json" for m in models_of(dataset) + BASELINES]
+
+
+def report_outputs(dataset):
+    return [f"results/tables/{dataset}.md", f"results/tables/{dataset}.csv"]
+
+
+for _name, _ds in config["datasets"].items():
+    if _ds["source"] == "synthetic" and _ds["test_sets"] != ["test"]:
+        raise ValueError(f"config datasets.{_name}: a synthetic dataset has exactly one test set, 'test'; got {_ds['test_sets']}")
+    for _model in _ds["models"]:
+        if _model not in config["models"]:
+            raise ValueError(f"config datasets.{_name}.models: {_model!r} has no entry under 'models' ({', '.join(config['models'])})")
