@@ -88,6 +88,8 @@ class SyntheticConfig:
         gamma_min, gamma_max: range of the visible gamma tone curve.
         fold: weight of the non-monotonic (cosine, folding) tone curve of the other spectrum.
         blur_vis, blur_other: Gaussian blur sigma in pixels per spectrum.
+        polarity_flip_prob: probability that an image pair's other spectrum is inverted as a whole
+            (white-hot / black-hot): NCC and SIFT cannot match across it, a network can learn to.
         noise_vis, noise_other: additive Gaussian noise std per spectrum (intensity in [0, 1]).
     """
 
@@ -116,6 +118,7 @@ class SyntheticConfig:
     blur_other: float = 1.3
     noise_vis: float = 0.012
     noise_other: float = 0.035
+    polarity_flip_prob: float = 0.5
 
     def __post_init__(self) -> None:
         self.images = {str(k): int(v) for k, v in dict(self.images).items()}
@@ -137,7 +140,8 @@ class SyntheticConfig:
             problems.append("materials must be >= 2")
         if not 0 <= self.shapes_min <= self.shapes_max:
             problems.append("need 0 <= shapes_min <= shapes_max")
-        for name in ("reversal_prob", "remap_prob", "texture_shared", "illumination_shared", "fold"):
+        for name in ("reversal_prob", "remap_prob", "texture_shared", "illumination_shared", "fold",
+                     "polarity_flip_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must be in [0, 1]")
         if self.reversal_prob + self.remap_prob > 1.0:
@@ -315,6 +319,10 @@ def render_pair(rng: np.random.Generator, size: int, cfg: SyntheticConfig) -> tu
         other = cv2.GaussianBlur(other.astype(np.float32), (0, 0), cfg.blur_other)
     vis = vis + rng.normal(0.0, cfg.noise_vis, vis.shape)
     other = other + rng.normal(0.0, cfg.noise_other, other.shape)
+    # Whole-image polarity, like a thermal camera's white-hot / black-hot setting or the day-night
+    # inversion of LWIR contrast: edges keep their place and strength but change sign.
+    if rng.random() < cfg.polarity_flip_prob:
+        other = 1.0 - other
     return _to_uint8(vis), _to_uint8(other)
 
 
