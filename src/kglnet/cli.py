@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.device is not None:
         settings["device"] = args.device
     cfg = TrainConfig.from_dict(settings)
-    summary = train(args.train, args.val, args.out_dir, cfg, resume=not args.no_resume, progress=not args.no_progress)
+    summary = train(args.train, args.val, args.out_dir, cfg, resume=args.resume, progress=not args.no_progress)
     if args.history_out:
         history = Path(args.out_dir) / "history.json"
         with atomic_path(args.history_out) as tmp:
@@ -84,7 +84,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for name in names:
         print(json.dumps(results[name], sort_keys=True))
     if args.metrics_out:
-        write_outputs(results, roc, metrics_out=args.metrics_out, roc_out=args.roc_out, dataset=args.dataset,
+        write_outputs(results, roc, metrics_out=args.metrics_out, roc_out=args.roc_out,
+                      roc_descriptor_out=args.roc_descriptor_out, dataset=args.dataset,
                       model=args.model or "kglnet", label=args.label, selection=args.selection,
                       checkpoint=args.checkpoint)
     return 0
@@ -133,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--history-out", type=Path, help="also copy the per-epoch history JSON here")
-    p.add_argument("--no-resume", action="store_true", help="ignore OUT_DIR/last.pt and start from scratch")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue after the last completed epoch in OUT_DIR/last.pt when it was made with the "
+                        "same settings and data (default); --no-resume starts from scratch")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -144,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--device", default="auto")
     p.add_argument("--metrics-out", type=Path, help="write the metrics record (results/metrics/<dataset>/<model>.json)")
-    p.add_argument("--roc-out", type=Path, help="write ROC points (with --metrics-out)")
+    p.add_argument("--roc-out", type=Path, help="write the reported (metric-branch) ROC points (with --metrics-out)")
+    p.add_argument("--roc-descriptor-out", type=Path, help="write the descriptor-branch ROC points (with --metrics-out)")
     p.add_argument("--dataset", default="unnamed")
     p.add_argument("--model", help="model name in the record (default: kglnet)")
     p.add_argument("--label", help="row label in tables")

@@ -220,14 +220,14 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             if not torch.isfinite(terms["total"]):
                 raise TrainingDiverged(
                     f"non-finite loss at epoch {epoch}, step {step} "
-                    f"({ {k: float(v) for k, v in terms.items()} }); last good checkpoint: {last_path}")
+                    f"({ {k: float(v.detach()) for k, v in terms.items()} }); last good checkpoint: {last_path}")
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
             optimizer.step()
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
             if progress and step % 5 == 0:
-                bar.set_postfix(loss=f"{float(terms['total']):.3f}")
+                bar.set_postfix(loss=f"{float(terms['total'].detach()):.3f}")
         train_seconds = time.perf_counter() - t0
 
         val = validate(model, val_set, cfg.eval_batch_size, device)

@@ -93,7 +93,8 @@ def plot_training_curves(history: list[dict], path, title: str) -> None:
         history: one dict per epoch, e.g. ``{"epoch": 3, "loss_total": .., "loss_triplet": ..,
             "val_fpr95_metric": .., "val_fpr95_descriptor": ..}``. Every numeric key besides
             ``epoch`` is plotted: keys starting with ``loss`` in a "losses" panel, keys containing
-            ``fpr95`` in an "FPR95 (%)" panel, any other numeric key in a third panel. Without an
+            ``fpr95`` in an "FPR95 (%)" panel, any other numeric key (for example the mean positive and
+            hardest-negative distances) in a third panel; timings (``*_seconds``, ``*_per_s``) are left out. Without an
             ``epoch`` key the x axis is 1..len(history).
         path: output PNG path.
         title: figure title.
@@ -110,7 +111,9 @@ def plot_training_curves(history: list[dict], path, title: str) -> None:
         "losses": [k for k in keys if k.startswith("loss")],
         "FPR95 (%)": [k for k in keys if "fpr95" in k and not k.startswith("loss")],
     }
-    used = set(groups["losses"]) | set(groups["FPR95 (%)"])
+    # Timings and throughput are bookkeeping, not learning curves: leave them out.
+    bookkeeping = {k for k in keys if k.endswith("_seconds") or k.endswith("_per_s")}
+    used = set(groups["losses"]) | set(groups["FPR95 (%)"]) | bookkeeping
     groups["other"] = [k for k in keys if k not in used]
     panels = [(name, ks) for name, ks in groups.items() if ks]
     if not panels:

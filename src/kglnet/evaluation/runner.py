@@ -6,6 +6,7 @@ and must hold both positives and negatives.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -82,10 +83,25 @@ def evaluate_handcrafted(method: str, files: Sequence[str], names: Sequence[str]
     return results, rocs
 
 
-def write_outputs(results: Results, rocs: Rocs, *, metrics_out: str | os.PathLike, roc_out: str | os.PathLike | None,
-                  dataset: str, model: str, label: str | None, selection: str,
+def _write_roc(path: str | os.PathLike, model: str, rocs: Rocs, branch: str) -> None:
+    # A flat list of points per file and branch: the form `dvc plots` renders directly (x: fpr, y: tpr).
+    points = [
+        {"model": model, "test_set": name, "branch": branch, "fpr": fpr, "tpr": tpr}
+        for name, branches in rocs.items()
+        for fpr, tpr in zip(branches[branch]["fpr"], branches[branch]["tpr"])
+    ]
+    atomic_write_json(path, points)
+
+
+def write_outputs(results: Results, rocs: Rocs, *, metrics_out: str | os.PathLike, dataset: str, model: str,
+                  label: str | None, selection: str, roc_out: str | os.PathLike | None = None,
+                  roc_descriptor_out: str | os.PathLike | None = None,
                   checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Write the metrics record (``results/metrics/<dataset>/<model>.json``) and the ROC points."""
+    """Write the metrics record (``results/metrics/<dataset>/<model>.json``) and ROC points.
+
+    ``roc_out`` gets the reported curve: the metric branch where the method has one, else the
+    descriptor distance; ``roc_descriptor_out`` the descriptor-branch curve of a two-branch model.
+    """
     test_sets = {name: {k: v for k, v in r.items() if k != "test_set"} for name, r in results.items()}
     record = {
         "dataset": dataset, "model": model, "label": label or model, "selection": selection,
@@ -94,32 +110,40 @@ def write_outputs(results: Results, rocs: Rocs, *, metrics_out: str | os.PathLik
     if checkpoint is not None:
         record["checkpoint"] = str(checkpoint)
     atomic_write_json(metrics_out, record)
+    has_metric = all("metric" in branches for branches in rocs.values())
     if roc_out is not None:
-        atomic_write_json(roc_out, {"dataset": dataset, "model": model, "label": record["label"], "curves": rocs})
+        _write_roc(roc_out, model, rocs, "metric" if has_metric else "descriptor")
+    if roc_descriptor_out is not None:
+        if not has_metric:
+            raise ValueError(f"{model} has no metric branch: its only ROC curve goes to roc_out")
+        _write_roc(roc_descriptor_out, model, rocs, "descriptor")
     return record
 
 
 def make_report(dataset: str, *, metrics: Sequence[Path], roc: Sequence[Path], histories: Sequence[Path],
                 table_md: Path, table_csv: Path, figures_dir: Path) -> None:
     """Tables for one dataset, one ROC figure per test set, one training-curve figure per model."""
-    import json
 
     records = load_records(metrics)
     write_tables(records, table_md, table_csv, title=f"FPR95 on `{dataset}` (%, lower is better)")
     figures_dir = Path(figures_dir)
-    curves_by_set: dict[str, dict[str, tuple[np.ndarray, np.ndarray, float]]] = {}
-    fpr95_by_model = {(r["model"]): r for r in records}
+    curves_by_set: dict[str, dict[str, tuple[np.ndarray, np.ndarray, float | None]]] = {}
+    records_by_model = {r["model"]: r for r in records}
+    grouped: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     for path in roc:
-        data = json.loads(Path(path).read_text())
-        record = fpr95_by_model.get(data["model"])
-        for test_set, branches in data["curves"].items():
-            for branch, curve in branches.items():
-                if record is not None:
-                    value = record["test_sets"][test_set][f"fpr95_{branch}"]
-                else:
-                    value = float("nan")
-                label = data["label"] if len(branches) == 1 else f"{data['label']} ({branch})"
-                curves_by_set.setdefault(test_set, {})[label] = (np.asarray(curve["fpr"]), np.asarray(curve["tpr"]), value)
+        for point in json.loads(Path(path).read_text()):
+            if point["model"] not in records_by_model:
+                raise ValueError(f"{path}: no metrics record for model {point['model']!r} among {sorted(records_by_model)}")
+            key = (point["test_set"], point["model"], point["branch"])
+            grouped.setdefault(key, []).append((point["fpr"], point["tpr"]))
+    branches_of: dict[str, set[str]] = {}
+    for _, model, branch in grouped:
+        branches_of.setdefault(model, set()).add(branch)
+    for (test_set, model, branch), pts in grouped.items():
+        record = records_by_model[model]
+        fpr, tpr = np.asarray(pts).T
+        label = record["label"] if len(branches_of[model]) == 1 else f"{record['label']} ({branch})"
+        curves_by_set.setdefault(test_set, {})[label] = (fpr, tpr, record["test_sets"][test_set][f"fpr95_{branch}"])
     for test_set, curves in curves_by_set.items():
         plot_roc(curves, figures_dir / f"roc_{test_set}.png", title=f"ROC on {dataset} / {test_set}")
     for path in histories:

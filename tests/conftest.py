@@ -1,0 +1,24 @@
+"""Shared fixtures: small real pair files made by the project's own generator."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Two threads everywhere, as on the project's CI machines: results and timings stay comparable.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """data dir with train.h5 / val.h5 / test.h5 from SyntheticConfig.tiny() (a few hundred pairs)."""
+    from kglnet.data.synthetic import SyntheticConfig, build_synthetic_dataset
+
+    out = tmp_path_factory.mktemp("tiny_data")
+    build_synthetic_dataset(out, SyntheticConfig.tiny(image_size=160, keypoints_per_image=16), progress=False)
+    return out

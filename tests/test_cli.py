@@ -1,0 +1,92 @@
+"""The command-line contract that Snakemake rules and later checks rely on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from kglnet.cli import main
+from kglnet.train import TrainConfig, train
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "kglnet.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def test_models_lists_name_tab_parameters(capsys):
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "kglnet\t6409713" in lines
+    assert all(len(line.split("\t")) == 2 for line in lines)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli_ckpt")
+    train(tiny_dataset / "train.h5", tiny_dataset / "val.h5", out,
+          TrainConfig(epochs=1, batch_size=16, eval_batch_size=128), progress=False)
+    return out / "best.pt"
+
+
+def test_evaluate_prints_one_json_object_per_file(tiny_dataset, checkpoint, tmp_path, capsys):
+    metrics = tmp_path / "m.json"
+    rc = main(["evaluate", "--checkpoint", str(checkpoint), "--pairs", str(tiny_dataset / "test.h5"),
+               str(tiny_dataset / "val.h5"), "--device", "cpu", "--metrics-out", str(metrics),
+               "--roc-out", str(tmp_path / "roc.json"), "--dataset", "tiny"])
+    assert rc == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [line["file"] for line in lines] == [str(tiny_dataset / "test.h5"), str(tiny_dataset / "val.h5")]
+    for line in lines:
+        assert line["pairs"] > 0
+        assert 0.0 <= line["fpr95_descriptor"] <= 100.0 and 0.0 <= line["fpr95_metric"] <= 100.0
+    record = json.loads(metrics.read_text())
+    assert set(record["test_sets"]) == {"test", "val"}
+    assert record["mean"]["fpr95_metric"] == pytest.approx(np.mean([l["fpr95_metric"] for l in lines]))
+
+
+def test_evaluate_accepts_any_file_of_the_contract(checkpoint, tmp_path, capsys):
+    """A pair file written with plain h5py, not by kglnet, is evaluated as well."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "foreign.h5"
+    with h5py.File(path, "w") as f:
+        f["left"] = rng.integers(0, 256, (10, 64, 64), dtype=np.uint8)
+        f["right"] = rng.integers(0, 256, (10, 64, 64), dtype=np.uint8)
+        f["label"] = np.array([1, 0] * 5, dtype=np.uint8)
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--pairs", str(path), "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["pairs"] == 10
+
+
+@pytest.mark.parametrize("make_bad, message", [
+    (lambda p: None, "not found"),
+    (lambda p: p.write_bytes(b"garbage"), "HDF5"),
+])
+def test_evaluate_bad_pair_file_exits_2_naming_it(checkpoint, tmp_path, make_bad, message):
+    bad = tmp_path / "bad.h5"
+    make_bad(bad)
+    result = run_cli("evaluate", "--checkpoint", checkpoint, "--pairs", bad, "--device", "cpu")
+    assert result.returncode == 2
+    assert str(bad) in result.stderr and message.lower() in result.stderr.lower()
+    assert "Traceback" not in result.stderr
+
+
+def test_evaluate_bad_checkpoint_exits_2(tiny_dataset, tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"\x00" * 10)
+    result = run_cli("evaluate", "--checkpoint", bad, "--pairs", tiny_dataset / "test.h5")
+    assert result.returncode == 2 and str(bad) in result.stderr
+
+
+def test_baseline_scores_the_same_pairs(tiny_dataset, capsys):
+    assert main(["baseline", "--method", "ncc", "--pairs", str(tiny_dataset / "test.h5")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["pairs"] > 0 and 0 <= out["fpr95_descriptor"] <= 100
+
+
+def test_bad_json_config_is_rejected(tmp_path):
+    result = run_cli("train", "--train", "a.h5", "--val", "b.h5", "--out-dir", tmp_path, "--config", "{not json")
+    assert result.returncode == 2 and "not valid JSON" in result.stderr
