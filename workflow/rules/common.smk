@@ -44,6 +44,12 @@ def all_metrics(dataset):
     return [f"results/metrics/{dataset}/{m}.json" for m in models_of(dataset) + BASELINES]
 
 
+def roc_files(dataset):
+    return [f"results/roc/{dataset}/{m}.json" for m in models_of(dataset) + BASELINES] + [
+        f"results/roc/{dataset}/{m}.descriptor.json" for m in models_of(dataset)
+    ]
+
+
 def report_outputs(dataset):
     return [f"results/tables/{dataset}.md", f"results/tables/{dataset}.csv"]
 

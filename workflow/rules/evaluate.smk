@@ -9,6 +9,7 @@ rule evaluate_model:
     output:
         metrics="results/metrics/{dataset}/{model}.json",
         roc="results/roc/{dataset}/{model}.json",
+        roc_descriptor="results/roc/{dataset}/{model}.descriptor.json",
     wildcard_constraints:
         model="|".join(config["models"]) or "NONE",
     params:
@@ -24,7 +25,8 @@ rule evaluate_model:
         "kglnet evaluate --checkpoint {input.checkpoint} --pairs {input.pairs} --names {params.names}"
         " --dataset {wildcards.dataset} --model {wildcards.model} --label {params.label:q}"
         " --batch-size {params.batch_size} --device {params.device}"
-        " --metrics-out {output.metrics} --roc-out {output.roc} > {log} 2>&1"
+        " --metrics-out {output.metrics} --roc-out {output.roc}"
+        " --roc-descriptor-out {output.roc_descriptor} > {log} 2>&1"
 
 
 rule evaluate_baseline:
@@ -49,7 +51,7 @@ rule evaluate_baseline:
 rule report:
     input:
         metrics=lambda w: all_metrics(w.dataset),
-        roc=lambda w: [f"results/roc/{w.dataset}/{m}.json" for m in models_of(w.dataset) + BASELINES],
+        roc=lambda w: roc_files(w.dataset),
         history=lambda w: [f"results/training/{w.dataset}/{m}.json" for m in models_of(w.dataset)],
     output:
         md="results/tables/{dataset}.md",
