@@ -63,11 +63,13 @@ def test_resume_after_interruption_gives_identical_weights(tiny_dataset, uninter
     with pytest.raises(KeyboardInterrupt):
         train(tiny_dataset / "train.h5", tiny_dataset / "val.h5", tmp_path, cfg, progress=False)
     assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 1  # the last complete epoch survived
+    (tmp_path / "best.pt").unlink()  # what Snakemake does to the outputs of a failed job
     monkeypatch.setattr(train_module, "kglnet_loss", real_loss)
 
     train(tiny_dataset / "train.h5", tiny_dataset / "val.h5", tmp_path, cfg, resume=True, progress=False)
     assert_same_weights(weights(tmp_path / "last.pt"), weights(uninterrupted / "last.pt"))
     assert_same_weights(weights(tmp_path / "best.pt"), weights(uninterrupted / "best.pt"))
+    assert read_checkpoint(tmp_path / "best.pt")["best"] == read_checkpoint(uninterrupted / "best.pt")["best"]
     history = json.loads((tmp_path / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
 

@@ -31,13 +31,20 @@ class CheckpointError(ValueError):
         super().__init__(f"{path}: {problem}")
 
 
-def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, **extra: Any) -> None:
-    """Atomically save ``model``'s weights, its registered name and any ``extra`` entries."""
+def cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``model``'s weights and buffers."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
+                    model_state: dict[str, torch.Tensor] | None = None, **extra: Any) -> None:
+    """Atomically save ``model``'s weights (or ``model_state``, weights of the same model saved
+    earlier), its registered name and any ``extra`` entries."""
     state = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "model_name": getattr(model, "model_name", type(model).__name__),
-        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_state": model_state if model_state is not None else cpu_state_dict(model),
         **extra,
     }
     with atomic_path(path) as tmp:

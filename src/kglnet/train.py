@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .augment import PairAugmentation
-from .checkpoint import read_checkpoint, save_checkpoint
+from .checkpoint import cpu_state_dict, read_checkpoint, save_checkpoint
 from .data import read_pairs
 from .evaluation import fpr95_descriptor, fpr95_metric
 from .inference import resolve_device, score_pairs
@@ -178,6 +178,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     history: list[dict[str, Any]] = []
     start_epoch = 1
     best: dict[str, Any] | None = None
+    best_state: dict[str, torch.Tensor] | None = None  # weights of the best epoch, also kept in last.pt
 
     last_path = out_dir / "last.pt"
     if resume and last_path.exists():
@@ -190,6 +191,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             torch.set_rng_state(state["rng"]["torch"])
             history = state["history"]
             best = state.get("best")
+            best_state = state.get("best_model_state")
             start_epoch = int(state["epoch"]) + 1
             log.info("resuming from %s after epoch %d", last_path, state["epoch"])
         else:
@@ -247,16 +249,20 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
         if best is None or _selection_score(record) < best["score"]:
             best = {"epoch": epoch, "score": _selection_score(record),
                     "val_fpr95_metric": val["fpr95_metric"], "val_fpr95_descriptor": val["fpr95_descriptor"]}
-            save_checkpoint(out_dir / "best.pt", model, selection="validation", best=best, **meta)
+            best_state = cpu_state_dict(model)
+            save_checkpoint(out_dir / "best.pt", model, best_state, selection="validation", best=best, **meta)
         save_checkpoint(
             last_path, model, optimizer_state=optimizer.state_dict(),
             rng={"augment": aug_gen.get_state(), "torch": torch.get_rng_state()},
-            history=history, best=best, resume_key=cfg.resume_key(), **meta,
+            history=history, best=best, best_model_state=best_state, resume_key=cfg.resume_key(), **meta,
         )
         atomic_write_json(out_dir / "history.json", history)
 
-    if best is None:  # every epoch was already done: outputs are complete
-        best = read_checkpoint(out_dir / "best.pt")["best"]
+    # Snakemake deletes the declared outputs of a failed job (best.pt among them) before it reruns
+    # it; the best epoch's weights travel in last.pt, so a resumed run can always restore best.pt.
+    if not (out_dir / "best.pt").exists():
+        save_checkpoint(out_dir / "best.pt", model, best_state, selection="validation", best=best,
+                        epoch=best["epoch"], config=cfg.to_dict(), inputs=inputs, kglnet=__version__)
     atomic_write_json(out_dir / "history.json", history)
     summary = {"best": best, "epochs": len(history), "out_dir": str(out_dir)}
     log.info("done: best epoch %d, validation FPR95 %.2f%%", best["epoch"], best["score"])
