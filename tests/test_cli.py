@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -90,3 +91,32 @@ def test_baseline_scores_the_same_pairs(tiny_dataset, capsys):
 def test_bad_json_config_is_rejected(tmp_path):
     result = run_cli("train", "--train", "a.h5", "--val", "b.h5", "--out-dir", tmp_path, "--config", "{not json")
     assert result.returncode == 2 and "not valid JSON" in result.stderr
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "3mos").is_dir(), reason="no ../shared/data mirror on this machine")
+def test_fetch_then_make_mini_from_the_mirror(tmp_path, capsys):
+    raw = tmp_path / "raw" / "3mos"
+    assert main(["fetch", "--source", "3mos", "--dest", str(raw), "--mirror", str(SHARED), "--no-download",
+                 "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == 26
+    out = tmp_path / "os"
+    assert main(["make-mini", "--dataset", "os", "--source-dir", str(raw), "--out-dir", str(out),
+                 "--config", '{"keypoints_per_image": 4, "eval_keypoints_per_image": 4}', "--no-progress"]) == 0
+    for split in ("train", "val", "test"):
+        assert (out / f"{split}.h5").exists()
+    # A source file that no longer matches its manifest is refused before any patch is cut.
+    victim = raw / "GF3_city.png"
+    victim.write_bytes(victim.read_bytes()[:-10])
+    result = run_cli("make-mini", "--dataset", "os", "--source-dir", raw, "--out-dir", tmp_path / "os2")
+    assert result.returncode == 2 and "GF3_city.png" in result.stderr
+    assert not (tmp_path / "os2").exists()
+
+
+def test_fetch_offline_without_mirror_says_how_to_supply(tmp_path, monkeypatch):
+    monkeypatch.delenv("KGLNET_MIRROR", raising=False)
+    result = run_cli("fetch", "--source", "3mos", "--dest", tmp_path / "raw", "--no-download", "--no-progress")
+    assert result.returncode == 2
+    assert "KGLNET_MIRROR" in result.stderr and "mirror" in result.stderr

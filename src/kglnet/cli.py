@@ -2,6 +2,9 @@
 
   kglnet models                         registered models and their parameter counts
   kglnet make-synthetic                 built-in synthetic dataset -> HDF5 pair files
+  kglnet fetch                          real imagery from a mirror folder or its pinned repository, verified
+  kglnet make-mini                      a real mini dataset (visnir, vislwir, os) -> HDF5 pair files
+  kglnet convert                        the paper's published dataset forms -> HDF5 pair files
   kglnet train                          train a model on a pair file, select on another
   kglnet evaluate                       FPR95 of a checkpoint on any pair files (JSON per file)
   kglnet baseline                       FPR95 of a hand-crafted method (NCC, SIFT) on pair files
@@ -46,6 +49,44 @@ def cmd_make_synthetic(args: argparse.Namespace) -> int:
     cfg = SyntheticConfig.from_dict(args.config)
     summary = build_synthetic_dataset(args.out_dir, cfg, progress=not args.no_progress)
     print(json.dumps(summary.get("splits", summary), sort_keys=True))
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .data.sources import fetch_source
+
+    summary = fetch_source(args.source, args.dest, mirror=args.mirror, allow_download=not args.no_download,
+                           progress=not args.no_progress)
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+def cmd_make_mini(args: argparse.Namespace) -> int:
+    from .data.mini import MINI_DATASETS, MiniConfig, build_mini
+    from .data.sources import verify_source
+
+    if args.dataset not in MINI_DATASETS:
+        raise ValueError(f"unknown mini dataset {args.dataset!r}; allowed: {', '.join(MINI_DATASETS)}")
+    # Never cut patches from unverified files: re-check the source against its manifest first.
+    verify_source(MINI_DATASETS[args.dataset].source, args.source_dir)
+    summary = build_mini(args.dataset, args.source_dir, args.out_dir, MiniConfig.from_dict(args.config),
+                         progress=not args.no_progress)
+    print(json.dumps({k: v for k, v in summary.items() if k == "splits"}, sort_keys=True))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .data import converters
+
+    if args.format == "kglnet-bundle":
+        summary = converters.convert_kglnet_bundle(args.input, args.out, split=args.split, scene=args.scene)
+    elif args.format == "aguilera-csv":
+        summary = converters.convert_aguilera_csv(args.input, args.root, args.out, scene=args.scene, split=args.split)
+    elif args.format == "vislwir-list":
+        summary = converters.convert_vislwir_list(args.input, args.root, args.out, split=args.split)
+    else:
+        summary = converters.convert_os_list(args.input, args.root, args.out, split=args.split)
+    print(json.dumps(summary, sort_keys=True))
     return 0
 
 
@@ -126,6 +167,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_make_synthetic)
 
+    p = sub.add_parser("fetch", help="copy (from --mirror / $KGLNET_MIRROR) or download a source, verifying sha256")
+    p.add_argument("--source", required=True, help="visnir-registration, roadscene or 3mos")
+    p.add_argument("--dest", required=True, type=Path)
+    p.add_argument("--mirror", help="folder laid out as <mirror>/<source>/<path> (default: $KGLNET_MIRROR)")
+    p.add_argument("--no-download", action="store_true", help="never use the network")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("make-mini", help="cut a real mini dataset from a verified source folder")
+    p.add_argument("--dataset", required=True, help="visnir, vislwir or os")
+    p.add_argument("--source-dir", required=True, type=Path)
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--config", type=_json_object, default={}, help="MiniConfig fields as a JSON object")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_make_mini)
+
+    p = sub.add_parser("convert", help="convert a published dataset form into a pair file")
+    p.add_argument("--format", required=True, choices=["kglnet-bundle", "aguilera-csv", "vislwir-list", "os-list"])
+    p.add_argument("--input", required=True, type=Path, help="bundle set folder, CSV or list file")
+    p.add_argument("--root", type=Path, help="image folder (aguilera-csv, vislwir-list, os-list)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--scene", help="scene name stored with the pairs")
+    p.set_defaults(func=cmd_convert)
+
     p = sub.add_parser("train", help="train a model; resumes from OUT_DIR/last.pt when compatible")
     p.add_argument("--train", required=True, type=Path, help="pair file whose positives are the training pairs")
     p.add_argument("--val", required=True, type=Path, help="balanced pair file used to select the checkpoint")
@@ -182,10 +248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from .checkpoint import CheckpointError
     from .data import PairFileError
+    from .data.sources import SourceError
 
     try:
         return args.func(args)
-    except (PairFileError, CheckpointError, ValueError, KeyError, FileNotFoundError) as exc:
+    except (PairFileError, CheckpointError, SourceError, ValueError, KeyError, FileNotFoundError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"kglnet {args.command}: error: {message}", file=sys.stderr)
         return 2

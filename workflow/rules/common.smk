@@ -1,5 +1,6 @@
 # Configuration helpers shared by every rule file.
 import json
+import os
 
 from snakemake.utils import validate
 
@@ -54,7 +55,23 @@ def report_outputs(dataset):
     return [f"results/tables/{dataset}.md", f"results/tables/{dataset}.csv"]
 
 
+from kglnet.data.mini import MINI_DATASETS
+
+SYNTHETIC = [d for d, ds in config["datasets"].items() if ds["source"] == "synthetic"]
+MINI = [d for d, ds in config["datasets"].items() if ds["source"] == "mini"]
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names (nothing when empty)."""
+    return "|".join(names) or "(?!x)x"
+
+
 for _name, _ds in config["datasets"].items():
+    if _ds["source"] == "mini":
+        if _name not in MINI_DATASETS:
+            raise ValueError(f"config datasets.{_name}: source 'mini' needs a dataset named one of {', '.join(MINI_DATASETS)}")
+        if list(_ds["test_sets"]) != list(MINI_DATASETS[_name].test_sets):
+            raise ValueError(f"config datasets.{_name}.test_sets must be {list(MINI_DATASETS[_name].test_sets)}")
     if _ds["source"] == "synthetic" and _ds["test_sets"] != ["test"]:
         raise ValueError(f"config datasets.{_name}: a synthetic dataset has exactly one test set, 'test'; got {_ds['test_sets']}")
     for _model in _ds["models"]:

@@ -1,0 +1,745 @@
+"""The three real "mini" datasets mirroring the paper's (SPEC section 8), built from real imagery.
+
+==========  ===================================  ===========================================
+name        source folder (``<data>/<source>``)  splits
+==========  ===================================  ===========================================
+visnir      ``visnir-registration``              train + val from ``country`` (52 pixel-aligned
+                                                 EPFL RGB-NIR pairs); one test file per other
+                                                 category: ``field.h5``, ``forest.h5``, ...
+vislwir     ``roadscene``                        221 RoadScene visible/LWIR pairs, seeded split
+                                                 into train / val / test
+os          ``3mos``                             240 optical/SAR tile pairs cut from the 24 3MOS
+                                                 figures, seeded split into train / val / test
+==========  ===================================  ===========================================
+
+Protocol (the paper's patch datasets): keypoints (FAST by default, SIFT optional) detected on the
+visible image converted to gray; a positive is the 64x64 patch at the same (x, y) in both images;
+val and test are balanced, one positive and one negative per keypoint, the negative pairing the
+point with a different keypoint of the same image pair at least one patch width (64 px) away;
+train files hold positives only (the training loss makes its negatives in the batch).
+
+Every split is made **by image pair**: no image pair (for ``os``: no tile pair) gives patches to two
+splits, so test scores measure generalisation to unseen images, unlike the published VIS-LWIR and
+OS patch splits, which split patch pairs of the same images.
+
+Determinism: the split is a seeded permutation of the sorted image-pair ids, and each image pair
+draws its keypoint subset and negative partners from a generator derived from ``(seed, its id)``,
+so its pairs depend neither on processing order nor on the size of the other splits.
+
+Atomicity: all inputs are checked and every split is built in memory before anything is written;
+any existing ``summary.json`` is removed first and written last, each ``.h5`` file is written
+atomically, so ``summary.json`` exists only beside a complete, consistent set of files.
+
+The source folder is assumed verified against its manifest by the module that fetched it; this
+module still fails with a ``ValueError`` naming the file on every defect it can see (missing
+folder or partner file, unreadable or truncated image, wrong affine shape, image smaller than a
+patch, figure without the expected 2 x 10 tiles), because a silently skipped image would change
+the dataset without anyone noticing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import cv2
+import numpy as np
+
+from kglnet.data.keypoints import KEYPOINT_METHODS, detect_keypoints, make_pairs
+from kglnet.data.sources import SOURCES
+from kglnet.data.pairfile import PATCH_SIZE, write_pairs
+from kglnet.utils.io import atomic_write_json, sha256_file
+
+__all__ = [
+    "MiniConfig",
+    "MiniDataset",
+    "MINI_DATASETS",
+    "DEFAULT_KEYPOINTS",
+    "VISNIR_ROOT",
+    "VISNIR_TRAIN_CATEGORY",
+    "VISNIR_TEST_CATEGORIES",
+    "test_sets",
+    "build_mini",
+    "read_gray",
+    "unwarp",
+    "find_tiles",
+]
+
+VISNIR_ROOT = "VIS-NIR registration dataset"
+VISNIR_TRAIN_CATEGORY = "country"
+VISNIR_TEST_CATEGORIES = (
+    "field", "forest", "indoor", "mountain", "oldbuilding", "street", "urban", "water",
+)
+ROADSCENE_VISIBLE = "crop_LR_visible"
+ROADSCENE_LWIR = "cropinfrared"
+
+TRAIN = "train"
+VAL = "val"
+TEST = "test"
+#: Negatives pair points at least one patch width apart (the paper's datasets).
+MIN_NEGATIVE_DISTANCE = PATCH_SIZE
+#: Pixels eroded from the un-warped NIR validity mask: bilinear interpolation blends the black
+#: border into the first valid pixel, and JPEG ringing of the warped image reaches ~1-2 px inside.
+MASK_ERODE_PX = 2
+#: Gray level at or above which a figure pixel counts as white gutter (SPEC: gutters >= 250).
+GUTTER_LEVEL = 250
+#: Pixels trimmed from each side of a 3MOS tile: the figures were resampled, so the outermost
+#: row/column of a tile is blended with the white gutter (values like 73, 150, 208 seen there).
+TILE_TRIM_PX = 2
+#: Largest difference in tile width/height tolerated within one figure: the resampled TerraSAR
+#: figures have 316 or 317 px wide tiles; all tiles of a figure are cropped to the common size.
+TILE_SIZE_TOLERANCE_PX = 2
+OS_GRID = (2, 10)  # rows (optical, SAR) x columns (pairs) of a 3MOS figure
+
+#: Default keypoints per image pair, ``(train, val/test)``, sized so the whole mini configuration
+#: trains in minutes on one GPU and a few epochs run on a CPU: visnir about 6.6k train positives
+#: (44 country pairs x 150) and 1.6k pairs per test scene (20 x 40 x 2); vislwir about 5.2k train
+#: positives (144 x 36) and 2.1k test pairs; os about 5k train positives (156 x 32) and 2.3k test
+#: pairs. Val/test use fewer points per image: they need enough pairs for a stable FPR95, not more.
+DEFAULT_KEYPOINTS: dict[str, tuple[int, int]] = {
+    "visnir": (150, 40),
+    "vislwir": (36, 24),
+    "os": (32, 24),
+}
+
+
+# ---------------------------------------------------------------------------------------- config
+
+
+@dataclass
+class MiniConfig:
+    """Everything that determines a mini dataset, given its (verified) source files.
+
+    Attributes:
+        seed: master seed of the split and of every image pair's keypoint subset and negatives.
+        keypoint_method: "fast" or "sift", detected on the visible image converted to gray.
+        keypoints_per_image: keypoints per image pair in the train split; None = the dataset's
+            default (:data:`DEFAULT_KEYPOINTS`).
+        eval_keypoints_per_image: keypoints per image pair in val and test splits; None = the
+            dataset's default.
+        val_fraction: share of the training image pairs held out for validation (visnir: of the
+            52 country pairs; vislwir, os: of all pairs).
+        test_fraction: share of all image pairs used for test (vislwir and os only; visnir's test
+            sets are fixed, the 8 non-country categories).
+        min_spacing: minimum distance between keypoints of one image, pixels.
+    """
+
+    seed: int = 0
+    keypoint_method: str = "fast"
+    keypoints_per_image: int | None = None
+    eval_keypoints_per_image: int | None = None
+    val_fraction: float = 0.15
+    test_fraction: float = 0.2
+    min_spacing: int = 8
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.keypoint_method not in KEYPOINT_METHODS:
+            problems.append(
+                f"keypoint_method must be one of {KEYPOINT_METHODS}, got {self.keypoint_method!r}"
+            )
+        for name in ("keypoints_per_image", "eval_keypoints_per_image"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+                problems.append(f"{name} must be None or an integer >= 1, got {value!r}")
+        for name in ("val_fraction", "test_fraction"):
+            if not 0.0 <= float(getattr(self, name)) < 1.0:
+                problems.append(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            problems.append("val_fraction + test_fraction must be < 1 (train needs image pairs)")
+        if int(self.min_spacing) != self.min_spacing or self.min_spacing < 0:
+            problems.append(f"min_spacing must be an integer >= 0, got {self.min_spacing!r}")
+        if problems:
+            raise ValueError("invalid MiniConfig: " + "; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MiniConfig":
+        """Build from a plain dict (e.g. parsed YAML); unknown keys are an error naming them."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown MiniConfig keys: {unknown}; allowed: {known}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def keypoints(self, name: str) -> tuple[int, int]:
+        """``(train, val/test)`` keypoints per image pair for dataset ``name``, defaults filled in."""
+        train, evaluation = DEFAULT_KEYPOINTS[name]
+        return (
+            int(self.keypoints_per_image) if self.keypoints_per_image is not None else train,
+            int(self.eval_keypoints_per_image) if self.eval_keypoints_per_image is not None
+            else evaluation,
+        )
+
+
+# ------------------------------------------------------------------------------------ image I/O
+
+
+def _check_complete(path: Path, data: bytes) -> None:
+    """Reject a truncated JPEG/PNG: OpenCV decodes a truncated JPEG with a mere warning (the
+    missing rows come out gray), so a short download would otherwise pass as a valid image."""
+    suffix = path.suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
+        if not data.rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9"):
+            raise ValueError(f"{path}: truncated JPEG (no end-of-image marker)")
+    elif suffix == ".png":
+        if b"IEND" not in data[-32:]:
+            raise ValueError(f"{path}: truncated PNG (no IEND chunk)")
+
+
+def read_gray(path: str | Path, min_size: int = PATCH_SIZE) -> np.ndarray:
+    """Read an image file as uint8 gray [H, W].
+
+    Colour is converted with OpenCV's BGR->gray weights; an alpha channel is composited over white
+    (the page colour of the 3MOS figures) rather than dropped, so a transparent pixel reads as
+    gutter, not as whatever colour happens to be stored under it.
+
+    Raises:
+        ValueError: naming the file, if it is missing, unreadable, truncated, not 8-bit, or
+            smaller than ``min_size`` in either dimension.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read image ({exc.strerror or exc})") from None
+    _check_complete(path, data)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{path}: unreadable image (OpenCV cannot decode it)")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{path}: expected an 8-bit image, got dtype {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3:
+        if image.shape[2] == 4:
+            alpha = image[:, :, 3:4].astype(np.float32) / 255.0
+            bgr = image[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+            image = cv2.cvtColor(np.clip(np.rint(bgr), 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY)
+        elif image.shape[2] == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        else:
+            raise ValueError(f"{path}: unsupported image with {image.shape[2]} channels")
+    elif image.ndim != 2:
+        raise ValueError(f"{path}: unsupported image shape {list(image.shape)}")
+    h, w = image.shape
+    if h < min_size or w < min_size:
+        raise ValueError(
+            f"{path}: image is {w}x{h} (WxH), smaller than a {min_size}x{min_size} patch"
+        )
+    return np.ascontiguousarray(image)
+
+
+def _load_affine(path: Path) -> np.ndarray:
+    """The 2x3 float affine of a VIS-NIR registration pair, checked."""
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read the affine matrix ({exc})") from None
+    if matrix.shape != (2, 3):
+        raise ValueError(f"{path}: affine matrix must have shape (2, 3), got {list(matrix.shape)}")
+    if not np.issubdtype(matrix.dtype, np.number):
+        raise ValueError(f"{path}: affine matrix must be numeric, got dtype {matrix.dtype}")
+    matrix = matrix.astype(np.float64)
+    if not np.isfinite(matrix).all() or abs(np.linalg.det(matrix[:, :2])) < 1e-6:
+        raise ValueError(f"{path}: affine matrix is not finite and invertible: {matrix.tolist()}")
+    return matrix
+
+
+def unwarp(
+    nir: np.ndarray, matrix: np.ndarray, erode: int = MASK_ERODE_PX
+) -> tuple[np.ndarray, np.ndarray]:
+    """Undo ``nir = cv2.warpAffine(original, matrix, (w, h))``.
+
+    Returns:
+        (original, mask): the un-warped uint8 image (same size) and bool [H, W], True where the
+        un-warped pixel came from inside the warped image. The mask is obtained by sending an
+        all-ones image through the same two warps (so it is exactly the area the data covers),
+        thresholded at "fully valid" and eroded by ``erode`` pixels against interpolation and JPEG
+        edges.
+    """
+    h, w = nir.shape
+    inverse = cv2.invertAffineTransform(matrix)
+    original = cv2.warpAffine(nir, inverse, (w, h), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    ones = np.ones((h, w), np.float32)
+    covered = cv2.warpAffine(ones, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    covered = cv2.warpAffine(covered, inverse, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    mask = covered >= 0.999
+    if erode > 0:
+        kernel = np.ones((2 * erode + 1, 2 * erode + 1), np.uint8)
+        mask = cv2.erode(mask.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT,
+                         borderValue=0).astype(bool)
+    return original, mask
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """Half-open index ranges of the maximal runs of False in a 1-D bool array."""
+    padded = np.concatenate([[True], flags.astype(bool), [True]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def find_tiles(
+    gray: np.ndarray, name: str = "figure", grid: tuple[int, int] = OS_GRID
+) -> list[list[tuple[int, int, int, int]]]:
+    """Locate the tiles of a figure from its white gutters.
+
+    A row (column) whose pixels are all >= :data:`GUTTER_LEVEL` over the whole figure separates
+    tiles; the maximal runs of other rows (columns) are the tile extents. Projections over the full
+    figure, not per tile row, are used so a bright edge in one tile cannot split it, and the
+    optical and SAR tiles of a column get the same x-range by construction.
+
+    Returns:
+        ``boxes[r][c] = (y0, y1, x0, x1)`` (half-open) for ``grid = (rows, cols)``.
+
+    Raises:
+        ValueError: naming ``name`` unless exactly ``rows x cols`` tiles are found whose heights
+            and widths agree within :data:`TILE_SIZE_TOLERANCE_PX`.
+    """
+    white = gray >= GUTTER_LEVEL
+    row_runs = _runs(white.all(axis=1))
+    col_runs = _runs(white.all(axis=0))
+    rows, cols = grid
+    if len(row_runs) != rows or len(col_runs) != cols:
+        raise ValueError(
+            f"{name}: found {len(row_runs)} rows x {len(col_runs)} columns of tiles between white "
+            f"gutters, expected {rows} x {cols}"
+        )
+    heights = [b - a for a, b in row_runs]
+    widths = [b - a for a, b in col_runs]
+    spread = max(max(heights) - min(heights), max(widths) - min(widths))
+    if spread > TILE_SIZE_TOLERANCE_PX:
+        raise ValueError(
+            f"{name}: tiles differ in size (heights {sorted(set(heights))}, widths "
+            f"{sorted(set(widths))}); expected equal-size tiles"
+        )
+    return [[(y0, y1, x0, x1) for x0, x1 in col_runs] for y0, y1 in row_runs]
+
+
+# ------------------------------------------------------------------------------------ planning
+
+
+@dataclass
+class _ImagePair:
+    """One image pair of a source: an id unique within the dataset, its scene, its input files and
+    a loader returning ``(visible gray, other gray, valid mask or None)``."""
+
+    id: str
+    scene: str
+    files: list[Path]
+    load: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray | None]]
+
+
+class _Plan(NamedTuple):
+    """What a dataset builder returns: split name -> image pairs, a protocol phrase per split."""
+
+    splits: dict[str, list[_ImagePair]]
+    describe: Callable[[str], str]
+
+
+def _require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise ValueError(f"{path}: missing {what} folder")
+    return path
+
+
+def _split_ids(
+    ids: list[str], fractions: dict[str, float], seed: int, tag: str
+) -> dict[str, list[str]]:
+    """Seeded split of sorted ids: each named split takes ``round(fraction * n)`` ids (at least 1
+    when its fraction is > 0), the rest go to train. Sorted input makes it independent of the
+    file system's listing order."""
+    ids = sorted(ids)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(tag.encode())]))
+    order = [ids[i] for i in rng.permutation(len(ids))]
+    out: dict[str, list[str]] = {}
+    start = 0
+    for split, fraction in fractions.items():
+        count = max(1, int(round(fraction * len(ids)))) if fraction > 0 else 0
+        out[split] = sorted(order[start : start + count])
+        start += count
+    out[TRAIN] = sorted(order[start:])
+    if not out[TRAIN]:
+        raise ValueError(
+            f"{tag}: {len(ids)} image pairs leave none for train with fractions {fractions}"
+        )
+    return out
+
+
+def _visnir_pairs(folder: Path, category: str, warped: bool) -> list[_ImagePair]:
+    """Check the files of one category and return its image pairs (loaded lazily)."""
+    _require_dir(folder, f"VIS-NIR category {category!r}")
+    rgbs = sorted(folder.glob("*_rgb.jpg"))
+    if not rgbs:
+        raise ValueError(f"{folder}: no NNNN_rgb.jpg images in category {category!r}")
+    stems = {p.name[: -len("_rgb.jpg")] for p in rgbs}
+    for nir in sorted(folder.glob("*_nir.jpg")):
+        if nir.name[: -len("_nir.jpg")] not in stems:
+            raise ValueError(f"{nir}: NIR image without its RGB partner {nir.name[:-8]}_rgb.jpg")
+    pairs = []
+    for rgb in rgbs:
+        stem = rgb.name[: -len("_rgb.jpg")]
+        nir = folder / f"{stem}_nir.jpg"
+        if not nir.is_file():
+            raise ValueError(f"{rgb}: RGB image without its NIR partner {nir.name}")
+        files = [rgb, nir]
+        matrix = None
+        if warped:
+            npy = folder / f"{stem}_nir.npy"
+            if not npy.is_file():
+                raise ValueError(f"{rgb}: warped pair without its affine matrix {npy.name}")
+            matrix = _load_affine(npy)  # checked now: a bad matrix fails before any work
+            files.append(npy)
+
+        def load(rgb=rgb, nir=nir, matrix=matrix):
+            vis = read_gray(rgb)
+            other = read_gray(nir)
+            if other.shape != vis.shape:
+                raise ValueError(
+                    f"{nir}: size {other.shape[1]}x{other.shape[0]} differs from its RGB partner "
+                    f"{rgb.name} ({vis.shape[1]}x{vis.shape[0]})"
+                )
+            if matrix is None:
+                return vis, other, None
+            other, mask = unwarp(other, matrix)
+            return vis, other, mask
+
+        pairs.append(_ImagePair(f"{category}/{stem}", category, files, load))
+    return pairs
+
+
+def _plan_visnir(source_dir: Path, cfg: MiniConfig) -> _Plan:
+    root = _require_dir(source_dir / VISNIR_ROOT, "VIS-NIR registration dataset")
+    train_pairs = _visnir_pairs(root / VISNIR_TRAIN_CATEGORY, VISNIR_TRAIN_CATEGORY, warped=False)
+    by_id = {p.id: p for p in train_pairs}
+    split = _split_ids(list(by_id), {VAL: cfg.val_fraction}, cfg.seed, "visnir")
+    splits = {TRAIN: [by_id[i] for i in split[TRAIN]], VAL: [by_id[i] for i in split[VAL]]}
+    for category in VISNIR_TEST_CATEGORIES:
+        splits[category] = _visnir_pairs(root / category, category, warped=True)
+
+    def describe(name: str) -> str:
+        if name in (TRAIN, VAL):
+            return (f"VIS-NIR registration dataset (EPFL RGB-NIR scenes), category country "
+                    f"(pixel-aligned), {name} share of its image pairs")
+        return (f"VIS-NIR registration dataset (EPFL RGB-NIR scenes), test category {name}: NIR "
+                f"un-warped with the inverse of the affine in NNNN_nir.npy, patches inside the "
+                f"valid area only (mask eroded {MASK_ERODE_PX} px)")
+
+    return _Plan(splits, describe)
+
+
+def _plan_vislwir(source_dir: Path, cfg: MiniConfig) -> _Plan:
+    vis_dir = _require_dir(source_dir / ROADSCENE_VISIBLE, "RoadScene visible")
+    ir_dir = _require_dir(source_dir / ROADSCENE_LWIR, "RoadScene infrared")
+    # Only FLIR_*.jpg: the visible folder also holds a Windows Thumbs.db.
+    vis = {p.name: p for p in vis_dir.glob("FLIR_*.jpg")}
+    ir = {p.name: p for p in ir_dir.glob("FLIR_*.jpg")}
+    for name in sorted(set(vis) ^ set(ir)):
+        lone = vis.get(name) or ir[name]
+        other = ir_dir if name in vis else vis_dir
+        raise ValueError(f"{lone}: no partner {name} in {other}")
+    if not vis:
+        raise ValueError(f"{vis_dir}: no FLIR_*.jpg images")
+
+    def make(name: str) -> _ImagePair:
+        v, i = vis[name], ir[name]
+
+        def load():
+            a, b = read_gray(v), read_gray(i)
+            if a.shape != b.shape:
+                raise ValueError(
+                    f"{i}: size {b.shape[1]}x{b.shape[0]} differs from its visible partner {v} "
+                    f"({a.shape[1]}x{a.shape[0]})"
+                )
+            return a, b, None
+
+        return _ImagePair(Path(name).stem, "roadscene", [v, i], load)
+
+    pairs = {Path(n).stem: make(n) for n in vis}
+    split = _split_ids(list(pairs), {TEST: cfg.test_fraction, VAL: cfg.val_fraction},
+                       cfg.seed, "vislwir")
+    splits = {s: [pairs[i] for i in split[s]] for s in (TRAIN, VAL, TEST)}
+
+    def describe(name: str) -> str:
+        return (f"RoadScene aligned visible / LWIR (FLIR ADAS) image pairs, {name} share, split by "
+                f"image pair")
+
+    return _Plan(splits, describe)
+
+
+def _plan_os(source_dir: Path, cfg: MiniConfig) -> _Plan:
+    _require_dir(source_dir, "3MOS")
+    figures = sorted(source_dir.glob("*.png"))
+    if not figures:
+        raise ValueError(f"{source_dir}: no <satellite>_<scene>.png figures")
+    pairs: dict[str, _ImagePair] = {}
+    for figure in figures:
+        gray = read_gray(figure)
+        boxes = find_tiles(gray, str(figure))
+        # Common size per figure (resampled figures have tiles 1 px wider than others), minus the
+        # blended edge on each side.
+        th = min(y1 - y0 for y0, y1, _, _ in (row[0] for row in boxes)) - 2 * TILE_TRIM_PX
+        tw = min(x1 - x0 for _, _, x0, x1 in boxes[0]) - 2 * TILE_TRIM_PX
+        if th < PATCH_SIZE or tw < PATCH_SIZE:
+            raise ValueError(
+                f"{figure}: tiles are {tw}x{th} (WxH) after trimming, smaller than a "
+                f"{PATCH_SIZE}x{PATCH_SIZE} patch"
+            )
+        for col in range(len(boxes[0])):
+            tiles = []
+            for row in range(2):
+                y0, _, x0, _ = boxes[row][col]
+                y0, x0 = y0 + TILE_TRIM_PX, x0 + TILE_TRIM_PX
+                tiles.append(np.ascontiguousarray(gray[y0 : y0 + th, x0 : x0 + tw]))
+            optical, sar = tiles
+
+            def load(optical=optical, sar=sar):
+                return optical, sar, None
+
+            pid = f"{figure.stem}/{col:02d}"
+            pairs[pid] = _ImagePair(pid, figure.stem, [figure], load)
+    split = _split_ids(list(pairs), {TEST: cfg.test_fraction, VAL: cfg.val_fraction},
+                       cfg.seed, "os")
+    splits = {s: [pairs[i] for i in split[s]] for s in (TRAIN, VAL, TEST)}
+
+    def describe(name: str) -> str:
+        return (f"3MOS optical / SAR tile pairs cut from the figures' 2x10 grids (found from the "
+                f"white gutters, {TILE_TRIM_PX} px trimmed per side), {name} share, split by "
+                f"tile pair")
+
+    return _Plan(splits, describe)
+
+
+class MiniDataset(NamedTuple):
+    """A mini dataset: its source folder name, its planner and its test set (file) names."""
+
+    source: str
+    builder: Callable[[Path, MiniConfig], _Plan]
+    test_sets: tuple[str, ...]
+
+
+MINI_DATASETS: dict[str, MiniDataset] = {
+    "visnir": MiniDataset("visnir-registration", _plan_visnir, VISNIR_TEST_CATEGORIES),
+    "vislwir": MiniDataset("roadscene", _plan_vislwir, (TEST,)),
+    "os": MiniDataset("3mos", _plan_os, (TEST,)),
+}
+
+
+def _dataset(name: str) -> MiniDataset:
+    if name not in MINI_DATASETS:
+        raise ValueError(f"unknown mini dataset {name!r}; choose from {sorted(MINI_DATASETS)}")
+    return MINI_DATASETS[name]
+
+
+def test_sets(name: str) -> list[str]:
+    """Test set names of a mini dataset (each is written to ``<name>.h5``): visnir: the 8 scene
+    categories; vislwir, os: ``["test"]``."""
+    return list(_dataset(name).test_sets)
+
+
+# Not a pytest test despite the name.
+test_sets.__test__ = False  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------------- building
+
+
+def _pair_rngs(seed: int, pair_id: str) -> tuple[np.random.Generator, np.random.Generator]:
+    """(keypoint subset, negatives + shuffle) generators of one image pair: a pure function of the
+    seed and the pair's id, so a pair's patches do not depend on which split or order it is in."""
+    children = np.random.SeedSequence([int(seed), zlib.crc32(pair_id.encode("utf-8"))]).spawn(2)
+    return np.random.default_rng(children[0]), np.random.default_rng(children[1])
+
+
+def _build_split(
+    pairs: list[_ImagePair], split: str, cfg: MiniConfig, keypoints: int, progress: bool,
+    label: str,
+) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    positives_only = split == TRAIN
+    scene_names = sorted({p.scene for p in pairs})
+    scene_index = {s: i for i, s in enumerate(scene_names)}
+    lefts, rights, labels, scenes = [], [], [], []
+    empty = 0
+    for pair in tqdm(pairs, desc=f"{label} {split}", unit="img", disable=not progress,
+                     leave=False):
+        vis, other, mask = pair.load()
+        r_kp, r_pairs = _pair_rngs(cfg.seed, pair.id)
+        xy = detect_keypoints(vis, method=cfg.keypoint_method, max_points=keypoints, rng=r_kp,
+                              mask=mask, min_spacing=cfg.min_spacing)
+        if len(xy) == 0:
+            empty += 1
+            continue
+        left, right, lab = make_pairs(vis, other, xy, rng=r_pairs, positives_only=positives_only,
+                                      min_negative_distance=MIN_NEGATIVE_DISTANCE)
+        if len(lab) == 0:
+            empty += 1
+            continue
+        lefts.append(left)
+        rights.append(right)
+        labels.append(lab)
+        scenes.append(np.full(len(lab), scene_index[pair.scene], np.int64))
+    if not labels:
+        raise ValueError(
+            f"{label} split {split!r}: no patch pairs from its {len(pairs)} image pairs "
+            "(no usable keypoints)"
+        )
+    return {
+        "left": np.concatenate(lefts),
+        "right": np.concatenate(rights),
+        "label": np.concatenate(labels),
+        "scene": np.concatenate(scenes),
+        "scene_names": scene_names,
+        "empty": empty,
+    }
+
+
+def _inputs_digest(files: list[Path], root: Path, cache: dict[Path, str]) -> str:
+    """sha256 over the sorted ``relative path<TAB>sha256`` lines of the input files."""
+    lines = []
+    for path in sorted(set(files)):
+        if path not in cache:
+            cache[path] = sha256_file(path)
+        try:
+            rel = path.relative_to(root).as_posix()
+        except ValueError:
+            rel = path.as_posix()
+        lines.append(f"{rel}\t{cache[path]}\n")
+    return hashlib.sha256("".join(sorted(lines)).encode("utf-8")).hexdigest()
+
+
+def _protocol(base: str, cfg: MiniConfig, split: str, keypoints: int) -> str:
+    balance = (
+        "positives only"
+        if split == TRAIN
+        else "balanced: one positive and one negative per keypoint, negatives pair a point with a "
+        f"different keypoint of the same image pair >= {MIN_NEGATIVE_DISTANCE} px away"
+    )
+    return (
+        f"{base}; {cfg.keypoint_method} keypoints on the visible image converted to gray, <= "
+        f"{keypoints} per image pair, >= {cfg.min_spacing} px apart; {PATCH_SIZE}x{PATCH_SIZE} "
+        f"patches rows y-32..y+31, cols x-32..x+31; positives at the same (x, y) in both images; "
+        f"{balance}; split by image pair, seed {cfg.seed}"
+    )
+
+
+def _count_line(name: str, splits: dict[str, dict], seconds: float) -> str:
+    cells = [
+        f"{s} {e['pairs']} (+{e['positives']}/-{e['negatives']}, {e['image_pairs']} img)"
+        for s, e in splits.items()
+    ]
+    return f"{name}: " + " | ".join(cells) + f" | {seconds:.1f} s"
+
+
+def build_mini(
+    name: str, source_dir: str | Path, out_dir: str | Path, cfg: MiniConfig, progress: bool = True,
+) -> dict:
+    """Build mini dataset ``name`` from a verified source folder.
+
+    Writes ``out_dir/train.h5``, ``out_dir/val.h5`` and ``out_dir/<test set>.h5`` for each of
+    :func:`test_sets` ``(name)``, then ``out_dir/summary.json``. File attributes: ``source``
+    (``"<source>@<commit7> (<repo>)"``), ``protocol``, ``seed``, ``split``, ``inputs_sha256 =
+    {"images": sha256 of the sorted (path, sha256) list of the input files}``, ``input_files``
+    (their count), ``dataset``, ``image_pairs`` (ids of the image pairs in the split) and
+    ``config`` (with the keypoint counts resolved). Every file stores ``scene`` (visnir: the
+    category; os: the figure ``<satellite>_<scene>``; vislwir: ``roadscene``).
+
+    Args:
+        name: "visnir", "vislwir" or "os".
+        source_dir: folder laid out like ``<data>/<source>``, e.g. ``../shared/data/roadscene``.
+        out_dir: output folder (created).
+        cfg: the configuration.
+        progress: show progress bars and print a one-line count table.
+
+    Returns:
+        The summary written to ``summary.json``: ``{"dataset", "source", "config",
+        "test_sets", "splits": {split: {"file", "sha256", "pairs", "positives", "negatives",
+        "image_pairs", "empty_image_pairs", "image_pair_ids", "scenes", "inputs_sha256",
+        "input_files"}}}``. It holds no timestamps or machine paths: a pure function of the inputs
+        and the config.
+
+    Raises:
+        ValueError: naming the file or folder, for any defect of the source; nothing is written.
+    """
+    dataset = _dataset(name)
+    source_dir = Path(source_dir)
+    out = Path(out_dir)
+    start = time.perf_counter()
+    train_kp, eval_kp = cfg.keypoints(name)
+    config = cfg.to_dict()
+    config.update(keypoints_per_image=train_kp, eval_keypoints_per_image=eval_kp)
+    if name == "visnir":
+        config["test_fraction"] = None  # fixed test categories: the fraction plays no part
+    repo, commit = SOURCES[dataset.source].repo, SOURCES[dataset.source].commit
+    source = f"{dataset.source}@{commit[:7]} ({repo})"
+
+    plan = dataset.builder(source_dir, cfg)
+    order = [TRAIN, VAL, *dataset.test_sets]
+    built: dict[str, dict[str, Any]] = {}
+    for split in order:
+        kp = train_kp if split == TRAIN else eval_kp
+        built[split] = _build_split(plan.splits[split], split, cfg, kp, progress, name)
+
+    # Everything is in memory and valid: only now touch out_dir. The old summary goes first so an
+    # interrupted write never leaves a summary describing a mix of old and new files.
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").unlink(missing_ok=True)
+    sha_cache: dict[Path, str] = {}
+    splits: dict[str, dict] = {}
+    for split in order:
+        data, pairs = built[split], plan.splits[split]
+        kp = train_kp if split == TRAIN else eval_kp
+        files = [f for p in pairs for f in p.files]
+        digest = _inputs_digest(files, source_dir, sha_cache)
+        ids = [p.id for p in pairs]
+        path = out / f"{split}.h5"
+        write_pairs(
+            path, data["left"], data["right"], data["label"],
+            scene=data["scene"], scene_names=data["scene_names"],
+            attrs={
+                "source": source,
+                "protocol": _protocol(plan.describe(split), cfg, split, kp),
+                "seed": int(cfg.seed),
+                "split": split,
+                "inputs_sha256": {"images": digest},
+                "input_files": len(set(files)),
+                "dataset": name,
+                "image_pairs": ids,
+                "config": config,
+            },
+        )
+        positives = int(np.count_nonzero(data["label"]))
+        splits[split] = {
+            "file": path.name,
+            "sha256": sha256_file(path),
+            "pairs": int(len(data["label"])),
+            "positives": positives,
+            "negatives": int(len(data["label"])) - positives,
+            "image_pairs": len(ids),
+            "empty_image_pairs": int(data["empty"]),
+            "image_pair_ids": ids,
+            "scenes": data["scene_names"],
+            "inputs_sha256": {"images": digest},
+            "input_files": len(set(files)),
+        }
+    summary = {
+        "dataset": name,
+        "source": source,
+        "config": config,
+        "test_sets": list(dataset.test_sets),
+        "splits": splits,
+    }
+    atomic_write_json(out / "summary.json", summary)
+    if progress:
+        print(_count_line(name, splits, time.perf_counter() - start), file=sys.stdout, flush=True)
+    return summary
