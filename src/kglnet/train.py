@@ -261,6 +261,9 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     # Snakemake deletes the declared outputs of a failed job (best.pt among them) before it reruns
     # it; the best epoch's weights travel in last.pt, so a resumed run can always restore best.pt.
     if not (out_dir / "best.pt").exists():
+        if best_state is None:  # a last.pt from before the best weights travelled in it
+            raise FileNotFoundError(f"{out_dir / 'best.pt'} is missing and {last_path} does not hold the best "
+                                    "epoch's weights; rerun with --no-resume")
         save_checkpoint(out_dir / "best.pt", model, best_state, selection="validation", best=best,
                         epoch=best["epoch"], config=cfg.to_dict(), inputs=inputs, kglnet=__version__)
     atomic_write_json(out_dir / "history.json", history)
