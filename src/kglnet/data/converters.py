@@ -331,6 +331,28 @@ def _cut(
     return out, digests
 
 
+def _cut_and_write(
+    list_file: Path,
+    lines: list[int],
+    images: _Images,
+    sides: Sequence[_Side],
+    labels: list[int],
+    out_path: str | os.PathLike,
+    *,
+    attrs: dict,
+    scene: str | None = None,
+    extra_inputs: dict[str, str] | None = None,
+) -> dict:
+    """The shared end of the list/CSV converters: cut both sides' patches, record the sha256 of
+    the list file, the images and ``extra_inputs``, write the pair file, return its summary."""
+    (left, right), digests = _cut(list_file, np.asarray(lines, np.int64), images, sides)
+    label = np.asarray(labels, dtype=np.uint8)
+    inputs = {list_file.name: sha256_file(list_file), **digests, **(extra_inputs or {})}
+    write_pairs(out_path, left, right, label, **_scene_kwargs(scene, len(label)),
+                attrs={**attrs, "seed": None, "inputs_sha256": inputs})
+    return _summary(out_path, label)
+
+
 def _summary(out_path: str | os.PathLike, label: np.ndarray) -> dict:
     positives = int(np.count_nonzero(label))
     return {
@@ -559,28 +581,18 @@ def convert_aguilera_csv(
     if not lines:
         raise ConversionError(csv_file, "no pairs (the file has no data lines)")
 
-    line_arr = np.asarray(lines, dtype=np.int64)
     sides = [_Side(np.asarray(img[s], np.int64), np.asarray(xy[s], np.int64)) for s in (0, 1)]
-    (left, right), digests = _cut(csv_file, line_arr, images, sides)
-    label = np.asarray(labels, dtype=np.uint8)
-    write_pairs(
-        out_path,
-        left,
-        right,
-        label,
-        **_scene_kwargs(scene, len(label)),
+    return _cut_and_write(
+        csv_file, lines, images, sides, labels, out_path, scene=scene,
         attrs={
             "source": "aguilera-visnir-csv",
             "protocol": (
                 "Aguilera et al. VIS-NIR patch CSV: patch rows y-32..y+31, cols x-32..x+31 "
                 "(0-based) of the grayscale image (cv2 COLOR_BGR2GRAY); label 1 = positive"
             ),
-            "seed": None,
             "split": split,
-            "inputs_sha256": {csv_file.name: sha256_file(csv_file), **digests},
         },
     )
-    return _summary(out_path, label)
 
 
 # --------------------------------------------------------------------------- (c) VIS-LWIR list
@@ -748,16 +760,9 @@ def convert_vislwir_list(
         _Side(np.asarray(img[s], np.int64), np.asarray(xy[s], np.int64).reshape(-1, 2), note(s))
         for s in (0, 1)
     ]
-    (left, right), digests = _cut(list_file, np.asarray(lines, np.int64), images, sides)
-    label = np.asarray(labels, dtype=np.uint8)
-    inputs = {list_file.name: sha256_file(list_file), **digests}
-    for kp_path in keypoint_files:
-        inputs[_relative(kp_path, base)] = sha256_file(kp_path)
-    write_pairs(
-        out_path,
-        left,
-        right,
-        label,
+    return _cut_and_write(
+        list_file, lines, images, sides, labels, out_path,
+        extra_inputs={_relative(kp, base): sha256_file(kp) for kp in keypoint_files},
         attrs={
             "source": "vislwir-list",
             "protocol": (
@@ -765,14 +770,11 @@ def convert_vislwir_list(
                 "keypoint rgb_idx, lwir{img} patch at lwir keypoint lwir_idx), keypoints rounded "
                 "to the nearest pixel, patch rows y-32..y+31, cols x-32..x+31"
             ),
-            "seed": None,
             "split": split,
             "name_templates": templates,
             "index_base": index_base,
-            "inputs_sha256": inputs,
         },
     )
-    return _summary(out_path, label)
 
 
 # -------------------------------------------------------------------------------- (d) OS list
@@ -862,13 +864,8 @@ def convert_os_list(
         raise ConversionError(list_file, "no pairs (the file has no data lines)")
 
     sides = [_Side(np.asarray(img[s], np.int64), np.asarray(xy[s], np.int64)) for s in (0, 1)]
-    (left, right), digests = _cut(list_file, np.asarray(lines, np.int64), images, sides)
-    label = np.asarray(labels, dtype=np.uint8)
-    write_pairs(
-        out_path,
-        left,
-        right,
-        label,
+    return _cut_and_write(
+        list_file, lines, images, sides, labels, out_path,
         attrs={
             "source": "os-list",
             "protocol": (
@@ -876,10 +873,7 @@ def convert_os_list(
                 "at (opt_x, opt_y), SAR patch at (sar_x, sar_y)), coordinates rounded to the "
                 "nearest pixel, patch rows y-32..y+31, cols x-32..x+31"
             ),
-            "seed": None,
             "split": split,
             "name_templates": templates,
-            "inputs_sha256": {list_file.name: sha256_file(list_file), **digests},
         },
     )
-    return _summary(out_path, label)
