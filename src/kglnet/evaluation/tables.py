@@ -20,7 +20,7 @@ import math
 import os
 from typing import Any, Iterable
 
-from kglnet.utils.io import atomic_path
+from kglnet.utils.io import atomic_path, atomic_write_text
 
 __all__ = [
     "FPR95_KEYS",
@@ -240,9 +240,7 @@ def write_tables(records: list[dict], md_path, csv_path, title: str) -> None:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += _legend(records)
-    # Written here rather than via atomic_write_text to pin UTF-8 ("—") whatever the locale.
-    with atomic_path(md_path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(md_path, "\n".join(lines) + "\n")
 
     with atomic_path(csv_path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
