@@ -83,7 +83,10 @@ def test_dvc_repro_then_nothing_to_do_and_diffs(tmp_path):
     run(["git", "commit", "-qm", "results"], project)
 
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
-    assert metrics  # the three metrics files are read
+    shown = json.dumps(metrics)
+    for model in ("kglnet", "ncc", "sift"):  # the three metrics files are read, with their FPR95
+        assert f"results/metrics/builtin/{model}.json" in shown
+    assert "fpr95_metric" in shown
     params = project / "params.yaml"
     params.write_text(params.read_text().replace("epochs: 1\n      batch_size: 16", "epochs: 2\n      batch_size: 16"))
     diff = run(["dvc", "params", "diff"], project).stdout
