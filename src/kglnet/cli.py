@@ -3,7 +3,7 @@
   kglnet models                         registered models and their parameter counts
   kglnet make-synthetic                 built-in synthetic dataset -> HDF5 pair files
   kglnet fetch                          real imagery from a mirror folder or its pinned repository, verified
-  kglnet make-mini                      a real mini dataset (visnir, vislwir, os) -> HDF5 pair files
+  kglnet make-mini                      a real mini dataset (visnir, vislwir, os, *_patchsplit) -> HDF5 pair files
   kglnet convert                        the paper's published dataset forms -> HDF5 pair files
   kglnet train                          train a model on a pair file, select on another
   kglnet evaluate                       FPR95 of a checkpoint on any pair files (JSON per file)
@@ -79,7 +79,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .data import converters
 
     if args.format == "kglnet-bundle":
-        summary = converters.convert_kglnet_bundle(args.input, args.out, split=args.split, scene=args.scene)
+        summary = converters.convert_kglnet_bundle(
+            args.input, args.out, split=args.split, scene=args.scene,
+            val_out=args.val_out, val_fraction=args.val_fraction, seed=args.seed,
+        )
+    elif args.val_out is not None:
+        raise ValueError("--val-out: only --format kglnet-bundle carves a validation split")
     elif args.format == "aguilera-csv":
         summary = converters.convert_aguilera_csv(args.input, args.root, args.out, scene=args.scene, split=args.split)
     elif args.format == "vislwir-list":
@@ -176,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("make-mini", help="cut a real mini dataset from a verified source folder")
-    p.add_argument("--dataset", required=True, help="visnir, vislwir or os")
+    p.add_argument("--dataset", required=True,
+                   help="visnir, vislwir, os, or vislwir_patchsplit / os_patchsplit (split by patch pair)")
     p.add_argument("--source-dir", required=True, type=Path)
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--config", type=_json_object, default={}, help="MiniConfig fields as a JSON object")
@@ -190,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--scene", help="scene name stored with the pairs")
+    p.add_argument("--val-out", type=Path,
+                   help="kglnet-bundle: also carve a validation file, grouped by linked point ids")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of the groups held out (--val-out)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the validation carve (--val-out)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("train", help="train a model; resumes from OUT_DIR/last.pt when compatible")

@@ -153,6 +153,71 @@ def test_bundle_errors(tmp_path):
         convert_kglnet_bundle(folder, out, split="training")
 
 
+def test_bundle_validation_carve_never_shares_a_point(tmp_path):
+    # Points 0..39: positives (i, i) for every point, plus negatives linking 2j with 2j+1, so the
+    # linked groups are {0,1}, {2,3}, ... (20 groups) and a point appears in up to two pairs.
+    ids = []
+    for i in range(40):
+        ids += [i, i]
+    for j in range(20):
+        ids += [2 * j, 2 * j + 1]
+    folder, sos = _bundle(tmp_path, name="country", n=len(ids), ids=ids)
+    train_out, val_out = tmp_path / "train.h5", tmp_path / "val.h5"
+    summary = convert_kglnet_bundle(folder, train_out, split="train", val_out=val_out,
+                                    val_fraction=0.25, seed=3)
+    assert summary["groups"] == 20 and summary["val_groups"] == 5
+    train, val = read_pairs(train_out), read_pairs(val_out)
+    assert len(train) + len(val) == len(ids) // 2 == summary["pairs"] + summary["val"]["pairs"]
+    assert val.attrs["split"] == "val" and train.attrs["split"] == "train"
+    assert "5 of 20 groups" in val.attrs["protocol"] and val.attrs["seed"] == 3
+    # Every patch identifies its pair index in the bundle; map back to point ids.
+    index = {sos[2 * k, 0].tobytes(): k for k in range(len(ids) // 2)}
+    def points(ps):
+        return {ids[2 * index[l.tobytes()] + s] for l in ps.left for s in (0, 1)}
+    val_points, train_points = points(val), points(train)
+    assert len(val_points) == 10 and not val_points & train_points
+    assert val.positives == 10 and val.negatives == 5  # 5 groups x (2 positives + 1 negative)
+    # Seeded: the same seed carves the same pairs, another seed others.
+    again = tmp_path / "again.h5"
+    convert_kglnet_bundle(folder, tmp_path / "t2.h5", split="train", val_out=again,
+                          val_fraction=0.25, seed=3)
+    assert np.array_equal(read_pairs(again).left, val.left)
+    convert_kglnet_bundle(folder, tmp_path / "t3.h5", split="train", val_out=again,
+                          val_fraction=0.25, seed=4)
+    assert not np.array_equal(read_pairs(again).left, val.left)
+
+
+def test_bundle_validation_carve_errors(tmp_path):
+    folder, _ = _bundle(tmp_path, name="one", n=4, ids=(1, 1, 1, 1))
+    train_out, val_out = tmp_path / "train.h5", tmp_path / "val.h5"
+    _raises(lambda: convert_kglnet_bundle(folder, train_out, split="train", val_out=val_out),
+            train_out, "one_sos.npy", "one group")
+    assert not val_out.exists()
+    with pytest.raises(ValueError, match="val_fraction"):
+        convert_kglnet_bundle(folder, train_out, split="train", val_out=val_out, val_fraction=1.0)
+
+
+def test_bundle_carve_writes_both_files_or_neither(tmp_path, monkeypatch):
+    ids = [i // 2 for i in range(40)]  # 20 positive pairs, 20 groups
+    folder, _ = _bundle(tmp_path, name="country", n=40, ids=ids)
+    train_out, val_out = tmp_path / "train.h5", tmp_path / "val.h5"
+    real_write = converters.write_pairs
+    calls = []
+
+    def failing_second_write(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")  # a full disk while writing train.h5
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(converters, "write_pairs", failing_second_write)
+    with pytest.raises(OSError, match="No space"):
+        convert_kglnet_bundle(folder, train_out, split="train", val_out=val_out)
+    assert calls == [val_out, train_out]
+    _assert_nothing_written(train_out)
+    _assert_nothing_written(val_out)
+
+
 def test_failed_conversion_keeps_existing_output(tmp_path):
     folder, sos = _bundle(tmp_path, name="ok")
     out = tmp_path / "set.h5"

@@ -64,3 +64,48 @@ for _dataset in MINI:
         shell:
             "kglnet make-mini --dataset {params.dataset} --source-dir {params.source_dir}"
             " --out-dir {params.out_dir} --config {params.settings:q} --no-progress > {log} 2>&1"
+
+
+rule convert_bundle_train:
+    """KGL-Net bundle: the training set -> train.h5, with val.h5 carved from it by linked point ids
+    (the bundle has no validation set)."""
+    input:
+        lambda w: bundle_inputs(w.dataset, "train"),
+    output:
+        train="data/{dataset}/train.h5",
+        val="data/{dataset}/val.h5",
+    wildcard_constraints:
+        dataset=one_of(BUNDLE),
+    params:
+        set_dir=lambda w, input: os.path.dirname(input[0]),
+        val_fraction=lambda w: dataset_cfg(w.dataset)["bundle"].get("val_fraction", 0.1),
+        seed=lambda w: dataset_cfg(w.dataset)["bundle"].get("seed", 0),
+    conda:
+        "../envs/kglnet.yaml"
+    log:
+        "logs/data/{dataset}/train.log",
+    shell:
+        "kglnet convert --format kglnet-bundle --input {params.set_dir:q} --split train"
+        " --out {output.train} --val-out {output.val} --val-fraction {params.val_fraction}"
+        " --seed {params.seed} > {log} 2>&1"
+
+
+rule convert_bundle_test:
+    """KGL-Net bundle: one test set -> data/<dataset>/<test set>.h5 (scene = the set's folder)."""
+    input:
+        lambda w: bundle_inputs(w.dataset, w.test_set),
+    output:
+        "data/{dataset}/{test_set}.h5",
+    wildcard_constraints:
+        dataset=one_of(BUNDLE),
+        test_set=one_of(sorted({t for d in BUNDLE for t in test_sets(d)})),
+    params:
+        set_dir=lambda w, input: os.path.dirname(input[0]),
+        scene=lambda w: bundle_set(w.dataset, w.test_set),
+    conda:
+        "../envs/kglnet.yaml"
+    log:
+        "logs/data/{dataset}/{test_set}.log",
+    shell:
+        "kglnet convert --format kglnet-bundle --input {params.set_dir:q} --split test"
+        " --scene {params.scene} --out {output} > {log} 2>&1"

@@ -33,6 +33,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -50,6 +51,8 @@ __all__ = [
     "AGUILERA_COLUMNS",
     "VISLWIR_COLUMNS",
     "OS_COLUMNS",
+    "bundle_set_files",
+    "check_bundle",
     "convert_kglnet_bundle",
     "convert_aguilera_csv",
     "convert_vislwir_list",
@@ -372,12 +375,35 @@ def _scene_kwargs(scene: str | None, n: int) -> dict:
 # ------------------------------------------------------------------------- (a) KGL-Net bundle
 
 
+def bundle_set_files(bundle_dir: str | os.PathLike, set_name: str) -> list[Path]:
+    """The two files of set ``set_name`` of the KGL-Net bundle rooted at ``bundle_dir``."""
+    folder = Path(bundle_dir) / set_name
+    return [folder / f"{set_name}_sos.npy", folder / f"{set_name}_info.txt"]
+
+
+def check_bundle(bundle_dir: str | os.PathLike | None, sets: Sequence[str]) -> None:
+    """Raise one :class:`ConversionError` listing every file of ``sets`` missing under
+    ``bundle_dir`` (the ``mydata/`` folder), and how to supply the bundle; ``None`` = not given."""
+    how = ("the KGL-Net ready-made bundle cannot be downloaded (its file host needs an account): "
+           "get `mydata/` from the authors and pass its path with `--config bundle=/path/to/mydata` "
+           "or the environment variable KGLNET_BUNDLE")
+    if bundle_dir is None or str(bundle_dir) == "":
+        raise ConversionError("bundle", f"no bundle path given; {how}")
+    missing = [str(f) for s in sets for f in bundle_set_files(bundle_dir, s) if not f.is_file()]
+    if missing:
+        shown = "; ".join(missing[:12]) + (f"; and {len(missing) - 12} more" if len(missing) > 12 else "")
+        raise ConversionError(bundle_dir, f"{len(missing)} bundle files missing: {shown}. T{how[1:]}")
+
+
 def convert_kglnet_bundle(
     set_dir: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
     split: str,
     scene: str | None = None,
+    val_out: str | os.PathLike | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
 ) -> dict:
     """Convert one set of the KGL-Net ready-made bundle (``mydata/<set>/``) to a pair file.
 
@@ -391,14 +417,25 @@ def convert_kglnet_bundle(
 
     Output: M pairs; pair k = (patch 2k, patch 2k+1), label 1 when their ids are equal.
 
+    The bundle has no validation sets (the paper selects its epoch on the test set). With
+    ``val_out``, a validation file is carved from this set instead: pairs are grouped into the
+    connected components of the graph whose nodes are point ids and whose edges are pairs (a
+    negative links two points, so a component is a set of points that appear together; with
+    positives only it is one point), and a seeded share ``val_fraction`` of the components goes to
+    ``val_out`` (split "val"), the rest to ``out_path``. No point id is in both files.
+
     Args:
         set_dir: the set's folder; its name gives ``<set>``.
         out_path: the ``.h5`` pair file to write.
         split: "train", "val" or "test" (recorded in the attributes).
         scene: optional scene name (e.g. the VIS-NIR category) stored as the file's only scene.
+        val_out: optional second pair file receiving the carved validation pairs.
+        val_fraction: share of the components held out for ``val_out``, in (0, 1).
+        seed: seed of the carve.
 
     Returns:
-        ``{"pairs", "positives", "negatives", "out"}``.
+        ``{"pairs", "positives", "negatives", "out"}``; with ``val_out`` also ``"val"``, the same
+        summary of the validation file, and ``"val_groups"`` / ``"groups"`` (component counts).
 
     Raises:
         ConversionError: a file is missing, the array is not uint8 [2M,1,64,64] with M >= 1, the
@@ -407,6 +444,8 @@ def convert_kglnet_bundle(
     """
     _check_split(split)
     _check_scene(scene)
+    if val_out is not None and not 0.0 < float(val_fraction) < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     folder = Path(set_dir)
     _require_dir(folder, "bundle set folder")
     name = folder.absolute().name
@@ -472,28 +511,79 @@ def convert_kglnet_bundle(
         raise ConversionError(npy_path, f"cannot read the patches ({exc})") from None
     del patches, sos  # release the memory map before hashing and writing
 
-    write_pairs(
-        out_path,
-        left,
-        right,
-        label,
-        **_scene_kwargs(scene, len(label)),
-        attrs={
-            "source": "kglnet-bundle",
-            "protocol": (
-                f"KGL-Net ready-made bundle set {name!r}: pair k = (patch 2k VIS, patch 2k+1 other "
-                "spectrum), label 1 when their point ids are equal"
-            ),
-            "seed": None,  # a pure re-encoding: no randomness involved
-            "split": split,
-            "set": name,
-            "inputs_sha256": {
-                npy_path.name: sha256_file(npy_path),
-                info_path.name: sha256_file(info_path),
-            },
-        },
+    protocol = (
+        f"KGL-Net ready-made bundle set {name!r}: pair k = (patch 2k VIS, patch 2k+1 other "
+        "spectrum), label 1 when their point ids are equal"
     )
-    return _summary(out_path, label)
+    attrs = {
+        "source": "kglnet-bundle",
+        "seed": None,  # a pure re-encoding: no randomness involved
+        "set": name,
+        "inputs_sha256": {
+            npy_path.name: sha256_file(npy_path),
+            info_path.name: sha256_file(info_path),
+        },
+    }
+    if val_out is None:
+        write_pairs(out_path, left, right, label, **_scene_kwargs(scene, len(label)),
+                    attrs={**attrs, "protocol": protocol, "split": split})
+        return _summary(out_path, label)
+
+    group = _point_groups(ids)
+    n_groups = int(group.max()) + 1
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(name.encode())]))
+    n_val = min(n_groups - 1, max(1, int(round(float(val_fraction) * n_groups))))
+    if n_val < 1:
+        raise ConversionError(
+            npy_path, f"all {len(label)} pairs form one group of linked point ids; nothing can be "
+            "held out for validation without sharing points with training"
+        )
+    is_val = np.zeros(n_groups, dtype=bool)
+    is_val[rng.permutation(n_groups)[:n_val]] = True
+    val_rows = is_val[group]
+    carve = (
+        f"; validation carved from it: {n_val} of {n_groups} groups of pairs linked by point id "
+        f"(val_fraction {float(val_fraction)}, seed {int(seed)}), no point id in both files"
+    )
+    extra = {"seed": int(seed), "val_fraction": float(val_fraction), "groups": n_groups}
+    parts = ((val_out, val_rows, "val"), (out_path, ~val_rows, split))
+    written: list[Path] = []
+    try:
+        for path, rows, part_split in parts:
+            write_pairs(path, left[rows], right[rows], label[rows],
+                        **_scene_kwargs(scene, int(rows.sum())),
+                        attrs={**attrs, **extra, "protocol": protocol + carve, "split": part_split})
+            written.append(Path(path))
+    except BaseException:
+        for path in written:  # the two files exist together or not at all
+            path.unlink(missing_ok=True)
+        raise
+    summary = _summary(out_path, label[~val_rows])
+    summary.update(val=_summary(val_out, label[val_rows]), groups=n_groups, val_groups=n_val)
+    return summary
+
+
+def _point_groups(ids: list[int]) -> np.ndarray:
+    """Component index (0..G-1, in order of first appearance) of each pair (ids[2k], ids[2k+1]) in
+    the graph with point ids as nodes and pairs as edges (union-find with path halving)."""
+    parent: dict[int, int] = {}
+
+    def root(a: int) -> int:
+        parent.setdefault(a, a)
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b in zip(ids[0::2], ids[1::2]):
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[rb] = ra
+    index: dict[int, int] = {}
+    return np.fromiter(
+        (index.setdefault(root(a), len(index)) for a in ids[0::2]), dtype=np.int64,
+        count=len(ids) // 2,
+    )
 
 
 # -------------------------------------------------------------------- (b) Aguilera VIS-NIR CSV
