@@ -8,7 +8,17 @@ from kglnet.evaluation.handcrafted import (
     sift_descriptors_per_patch,
     sift_distance,
 )
-from kglnet.evaluation.plots import plot_roc, plot_training_curves
+from kglnet.evaluation.paper import load_paper_results, paper_numbers
+from kglnet.evaluation.plots import (
+    MATCH_GROUPS,
+    operating_threshold,
+    plot_fpr95_vs_parameters,
+    plot_match_grid,
+    plot_roc,
+    plot_training_curves,
+    select_match_examples,
+)
+from kglnet.evaluation.summary import paper_protocol_scores, summarize, write_summary_tables
 from kglnet.evaluation.tables import (
     build_table,
     load_records,
@@ -19,6 +29,16 @@ from kglnet.evaluation.tables import (
 
 __all__ = [
     "HANDCRAFTED",
+    "MATCH_GROUPS",
+    "load_paper_results",
+    "operating_threshold",
+    "paper_numbers",
+    "paper_protocol_scores",
+    "plot_fpr95_vs_parameters",
+    "plot_match_grid",
+    "select_match_examples",
+    "summarize",
+    "write_summary_tables",
     "build_table",
     "fpr95_descriptor",
     "fpr95_metric",

@@ -1,4 +1,5 @@
-"""Figures: ROC curves with their FPR95, and per-epoch training curves.
+"""Figures: ROC curves with their FPR95, per-epoch training curves, the qualitative match grid
+(correct / wrong matches at the FPR95 operating point) and FPR95 against parameter count.
 
 Figures are built on a bare :class:`matplotlib.figure.Figure` (Agg canvas) instead of ``pyplot``, so
 no display or global backend switch is needed and nothing leaks between calls. Every PNG is written
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Mapping
+from fractions import Fraction
+from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -17,7 +19,15 @@ from matplotlib.figure import Figure
 
 from kglnet.utils.io import atomic_path
 
-__all__ = ["plot_roc", "plot_training_curves"]
+__all__ = [
+    "MATCH_GROUPS",
+    "operating_threshold",
+    "plot_fpr95_vs_parameters",
+    "plot_match_grid",
+    "plot_roc",
+    "plot_training_curves",
+    "select_match_examples",
+]
 
 _DPI = 120
 
@@ -134,3 +144,358 @@ def plot_training_curves(history: list[dict], path, title: str) -> None:
     fig.suptitle(title)
     fig.tight_layout()
     _save_png(fig, path)
+
+
+# ---------------------------------------------------------------- qualitative match grid
+
+#: The four outcome groups of :func:`plot_match_grid`, in display order.
+MATCH_GROUPS = ("correctly matched", "correctly rejected", "false match", "missed match")
+
+
+def _check_score_label(score, label, *, score_name: str = "score",
+                       label_name: str = "label") -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(score float64 [N], label bool [N])``; ValueError naming the bad argument."""
+    s = np.asarray(score)
+    y = np.asarray(label)
+    if s.ndim != 1:
+        raise ValueError(f"{score_name} must be 1-D [N], got shape {s.shape}")
+    if y.ndim != 1:
+        raise ValueError(f"{label_name} must be 1-D [N], got shape {y.shape}")
+    if s.shape[0] != y.shape[0]:
+        raise ValueError(f"{score_name} and {label_name} differ in length: "
+                         f"{s.shape[0]} vs {y.shape[0]}")
+    if s.dtype.kind not in "biuf":
+        raise ValueError(f"{score_name} must be real numbers, got dtype {s.dtype}")
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"{label_name} must be 0/1 numbers or booleans, got dtype {y.dtype}")
+    s = s.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"{score_name} contains {int(np.count_nonzero(~np.isfinite(s)))} "
+                         f"NaN/inf value(s)")
+    yf = y.astype(np.float64, copy=False)
+    valid = (yf == 0.0) | (yf == 1.0)
+    if not np.all(valid):
+        odd = np.unique(y[~valid])[:5]
+        raise ValueError(f"{label_name} must be 0 or 1; found other values such as {odd.tolist()}")
+    return s, yf == 1.0
+
+
+def _check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def operating_threshold(score, label, tpr: float = 0.95, higher_is_match: bool = True) -> float:
+    """Decision threshold at which ``tpr`` of the matching pairs are accepted.
+
+    The two cases follow the two FPR95 definitions of :mod:`kglnet.evaluation.fpr95`:
+
+    * ``higher_is_match=False`` (distances, lower = match; the *descriptor* definition): the
+      positive distances sorted ascending, at 0-based index ``ceil(tpr * n_pos)`` clamped to
+      ``n_pos - 1`` -- exactly the threshold of :func:`~kglnet.evaluation.fpr95.fpr95_descriptor`
+      (for ``tpr=0.95``), including its "one past the 95% rank" quirk. A pair is predicted a match
+      when ``distance <= threshold``, as there.
+    * ``higher_is_match=True`` (scores/probabilities, higher = match; the *metric* side): the largest
+      threshold with at least ``tpr`` of the positives at ``score >= threshold``, i.e. the positive
+      scores sorted descending at 0-based index ``ceil(tpr * n_pos) - 1``. A pair is predicted a
+      match when ``score >= threshold``. This is the first ROC point (``sklearn.metrics.roc_curve``)
+      whose TPR reaches ``tpr``; :func:`~kglnet.evaluation.fpr95.fpr95_metric` interpolates between
+      that point and the one before it, so its FPR95 can be slightly lower than the FPR at this
+      threshold.
+
+    ``ceil(tpr * n_pos)`` is computed exactly (``tpr`` as the decimal it prints as, e.g. 0.95 ->
+    19/20), so float rounding cannot move the index.
+
+    Args:
+        score: [N] finite values: match scores (``higher_is_match=True``) or distances (False).
+        label: [N], 1 = matching pair, 0 = non-matching; negatives are not needed.
+        tpr: target true-positive rate in (0, 1].
+        higher_is_match: see above.
+
+    Returns:
+        The threshold (one of the positive pairs' values) as a float.
+
+    Raises:
+        ValueError: bad shapes/lengths, non-finite values, labels outside {0, 1}, no positives, or
+            ``tpr`` outside (0, 1].
+    """
+    higher_is_match = _check_bool(higher_is_match, "higher_is_match")
+    try:
+        tpr_f = float(tpr)
+    except (TypeError, ValueError):
+        raise ValueError(f"tpr must be a number in (0, 1], got {tpr!r}") from None
+    if not (math.isfinite(tpr_f) and 0.0 < tpr_f <= 1.0):
+        raise ValueError(f"tpr must be in (0, 1], got {tpr!r}")
+    s, y = _check_score_label(score, label)
+    pos = s[y]
+    n_pos = pos.shape[0]
+    if n_pos == 0:
+        raise ValueError("label contains no positives (1 = match); the threshold is undefined")
+    k = math.ceil(Fraction(repr(tpr_f)) * n_pos)  # exact ceil(tpr * n_pos), >= 1 since tpr > 0
+    if higher_is_match:
+        return float(np.sort(pos)[::-1][k - 1])
+    return float(np.sort(pos)[min(k, n_pos - 1)])
+
+
+def _predicted_match(s: np.ndarray, threshold: float, higher_is_match: bool) -> np.ndarray:
+    return s >= threshold if higher_is_match else s <= threshold
+
+
+def _check_threshold(threshold) -> float:
+    try:
+        t = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}") from None
+    if isinstance(threshold, bool) or not math.isfinite(t):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+    return t
+
+
+def _check_per_class(per_class) -> int:
+    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) \
+            or int(per_class) < 1:
+        raise ValueError(f"per_class must be an integer >= 1, got {per_class!r}")
+    return int(per_class)
+
+
+def select_match_examples(label, score, threshold, *, per_class: int = 4,
+                          higher_is_match: bool = True,
+                          seed: int = 0) -> dict[str, tuple[np.ndarray, int]]:
+    """Sort pairs into the four outcome groups and pick the examples :func:`plot_match_grid` shows.
+
+    A pair is predicted a match when ``score >= threshold`` (``higher_is_match=True``) or
+    ``score <= threshold`` (distances, ``higher_is_match=False``). Groups (:data:`MATCH_GROUPS`):
+    ``correctly matched`` (label 1, predicted match), ``correctly rejected`` (label 0, predicted
+    non-match), ``false match`` (label 0, predicted match), ``missed match`` (label 1, predicted
+    non-match).
+
+    Choice of examples (deterministic):
+
+    * ``false match``: the most confident errors, i.e. the highest scores (lowest distances) first;
+    * ``missed match``: the lowest scores (highest distances) first;
+      ties in either are broken by the lower pair index (stable sort);
+    * the two correct groups: ``min(per_class, count)`` pairs drawn uniformly without replacement
+      with ``numpy.random.default_rng([seed, g])`` (``g`` = the group's position in
+      :data:`MATCH_GROUPS`, so one group's size does not change another's draw), shown in ascending
+      pair index. The choice depends only on ``(label, score, threshold, per_class, seed)``.
+
+    Returns:
+        group -> ``(chosen pair indices int64 [<= per_class], group count)`` for every group, in
+        :data:`MATCH_GROUPS` order; an empty group gives ``(empty array, 0)``.
+    """
+    higher_is_match = _check_bool(higher_is_match, "higher_is_match")
+    s, y = _check_score_label(score, label)
+    t = _check_threshold(threshold)
+    per_class = _check_per_class(per_class)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    pred = _predicted_match(s, t, higher_is_match)
+    members = {
+        "correctly matched": np.flatnonzero(y & pred),
+        "correctly rejected": np.flatnonzero(~y & ~pred),
+        "false match": np.flatnonzero(~y & pred),
+        "missed match": np.flatnonzero(y & ~pred),
+    }
+    # Match confidence: larger = the model is surer the pair matches.
+    confidence = s if higher_is_match else -s
+    out: dict[str, tuple[np.ndarray, int]] = {}
+    for g, name in enumerate(MATCH_GROUPS):
+        idx = members[name]
+        if name == "false match":
+            chosen = idx[np.argsort(-confidence[idx], kind="stable")[:per_class]]
+        elif name == "missed match":
+            chosen = idx[np.argsort(confidence[idx], kind="stable")[:per_class]]
+        else:
+            rng = np.random.default_rng([int(seed), g])
+            chosen = np.sort(rng.choice(idx, size=min(per_class, idx.shape[0]), replace=False)) \
+                if idx.shape[0] else idx
+        out[name] = (chosen.astype(np.int64), int(idx.shape[0]))
+    return out
+
+
+def _check_patches(patches, name: str) -> np.ndarray:
+    p = np.asarray(patches)
+    if p.ndim != 3 or p.shape[1] < 1 or p.shape[2] < 1:
+        raise ValueError(f"{name} must be uint8 [N, H, W] (e.g. [N, 64, 64]), got shape {p.shape}")
+    if p.dtype != np.uint8:
+        raise ValueError(f"{name} must be uint8, got dtype {p.dtype}")
+    return p
+
+
+def plot_match_grid(left, right, label, score, threshold, path, title: str, *,
+                    per_class: int = 4, higher_is_match: bool = True,
+                    seed: int = 0) -> dict[str, int]:
+    """The qualitative figure: example pairs of each outcome at a decision threshold.
+
+    Pairs are classified with ``threshold`` (normally the FPR95 operating point, see
+    :func:`operating_threshold`) into ``correctly matched``, ``correctly rejected``, ``false match``
+    and ``missed match`` (see :func:`select_match_examples`, which also documents how the examples
+    are chosen: the most confident errors, seeded random picks for the correct groups). The figure
+    has one row per group, headed by the group name and its count; each of up to ``per_class``
+    cells shows the pair as ``VIS patch | other patch`` in grey (0..255, no contrast stretch) with
+    its score underneath. An empty group shows "none".
+
+    Args:
+        left: uint8 [N, H, W] visible patches (``PairSet.left``).
+        right: uint8 [N, H, W] other-spectrum patches (``PairSet.right``), same shape as ``left``.
+        label: [N], 1 = matching pair, 0 = non-matching.
+        score: [N] finite: match score/probability (``higher_is_match=True``) or distance (False).
+        threshold: finite decision threshold, in the units of ``score``.
+        path: output PNG path (written atomically).
+        title: figure title.
+        per_class: examples per group, >= 1.
+        higher_is_match: whether a higher ``score`` means a more likely match.
+        seed: seed of the random picks in the correct groups.
+
+    Returns:
+        group -> number of pairs in it, for every group of :data:`MATCH_GROUPS` (they sum to N).
+
+    Raises:
+        ValueError: naming the argument, for bad shapes/dtypes, mismatched lengths, labels outside
+            {0, 1}, non-finite scores or threshold, ``N == 0`` or ``per_class < 1``.
+    """
+    lp = _check_patches(left, "left")
+    rp = _check_patches(right, "right")
+    if lp.shape != rp.shape:
+        raise ValueError(f"left and right must have the same shape, got {lp.shape} and {rp.shape}")
+    if lp.shape[0] == 0:
+        raise ValueError("left/right hold no pairs (N == 0); nothing to plot")
+    s = np.asarray(score)
+    y = np.asarray(label)
+    if y.ndim == 1 and y.shape[0] != lp.shape[0]:
+        raise ValueError(f"label has {y.shape[0]} entries but left/right hold {lp.shape[0]} pairs")
+    if s.ndim == 1 and s.shape[0] != lp.shape[0]:
+        raise ValueError(f"score has {s.shape[0]} entries but left/right hold {lp.shape[0]} pairs")
+    chosen = select_match_examples(label, score, threshold, per_class=per_class,
+                                   higher_is_match=higher_is_match, seed=seed)
+    s = np.asarray(score, dtype=np.float64)
+    per_class = int(per_class)
+    h, w = lp.shape[1:]
+    gap = max(1, w // 32)
+    sep = np.full((h, gap), 255, dtype=np.uint8)  # thin white line between the two patches
+    symbol = "p" if higher_is_match else "d"
+    rule = f"{'score >=' if higher_is_match else 'distance <='} {float(threshold):.4g}"
+
+    fig = Figure(figsize=(0.6 + 1.7 * per_class, 1.9 * len(MATCH_GROUPS) + 0.5), dpi=_DPI,
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    subfigs = fig.subfigures(len(MATCH_GROUPS), 1, squeeze=False)[:, 0]
+    for sub, name in zip(subfigs, MATCH_GROUPS):
+        idx, count = chosen[name]
+        sub.suptitle(f"{name} ({count})", fontsize="medium", fontweight="bold")
+        axes = sub.subplots(1, per_class, squeeze=False)[0]
+        for ax in axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        if idx.shape[0] == 0:
+            axes[0].text(0.5, 0.5, "none", ha="center", va="center", fontsize="large",
+                         color="0.4", transform=axes[0].transAxes)
+            continue
+        for ax, i in zip(axes, idx):
+            ax.imshow(np.concatenate([lp[i], sep, rp[i]], axis=1), cmap="gray", vmin=0, vmax=255,
+                      interpolation="nearest")
+            ax.set_xlabel(f"{symbol}={s[i]:.3g}  (#{int(i)})", fontsize="small")
+    fig.suptitle(f"{title}\nVIS | other; predicted match: {rule}", fontsize="medium")
+    _save_png(fig, path)
+    return {name: chosen[name][1] for name in MATCH_GROUPS}
+
+
+# ---------------------------------------------------------------- FPR95 vs parameters
+
+# Known kinds get fixed styles; any other kind takes the next style of _EXTRA_STYLES, in order of
+# first appearance in ``points``.
+_KIND_STYLES = {"paper": ("o", "tab:blue"), "ours": ("*", "tab:red")}
+_EXTRA_STYLES = [("s", "tab:green"), ("^", "tab:purple"), ("D", "tab:orange"), ("v", "tab:brown"),
+                 ("P", "tab:pink"), ("X", "tab:olive"), ("h", "tab:cyan"), ("<", "tab:gray")]
+
+
+def _finite_number(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(value)):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def plot_fpr95_vs_parameters(points: Sequence[Mapping], path, title: str) -> list[str]:
+    """The summary chart: FPR95 (%, lower is better) against parameter count (millions, log x).
+
+    Args:
+        points: one mapping per method with keys ``label`` (method name, str, written next to its
+            point), ``params`` (the *raw* number of parameters, e.g. ``1_234_567``; plotted in
+            millions; must be > 0 for the log axis; ``None`` = unknown, the point is skipped),
+            ``fpr95`` (percent, finite, >= 0) and ``kind`` (str, e.g. ``"paper"`` for a number
+            published in the paper or ``"ours"`` for one measured here). Each kind gets its own
+            marker and colour and one legend entry.
+        path: output PNG path (written atomically).
+        title: figure title.
+
+    Returns:
+        The labels of the points skipped because their ``params`` is None, in input order.
+
+    Raises:
+        ValueError: a point is not a mapping or lacks a key, has a bad value (message names the
+            point and key), or no point is left after skipping.
+    """
+    if isinstance(points, (str, bytes, Mapping)) or not isinstance(points, Sequence):
+        raise ValueError(f"points must be a list of dicts, got {type(points).__name__}")
+    kept: list[tuple[str, float, float, str]] = []
+    skipped: list[str] = []
+    for n, pt in enumerate(points):
+        if not isinstance(pt, Mapping):
+            raise ValueError(f"points[{n}] must be a dict, got {type(pt).__name__}")
+        missing = [k for k in ("label", "params", "fpr95", "kind") if k not in pt]
+        if missing:
+            raise ValueError(f"points[{n}] lacks key(s) {missing}")
+        label, kind = pt["label"], pt["kind"]
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"points[{n}]['label'] must be a non-empty string, got {label!r}")
+        if not isinstance(kind, str) or not kind:
+            raise ValueError(f"points[{n}] ({label!r}) 'kind' must be a non-empty string, "
+                             f"got {kind!r}")
+        if pt["params"] is None:
+            skipped.append(label)
+            continue
+        params = _finite_number(pt["params"], f"points[{n}] ({label!r}) 'params'")
+        if params <= 0:
+            raise ValueError(f"points[{n}] ({label!r}) 'params' must be > 0 for the log axis, "
+                             f"got {pt['params']!r}")
+        fpr95 = _finite_number(pt["fpr95"], f"points[{n}] ({label!r}) 'fpr95'")
+        if fpr95 < 0:
+            raise ValueError(f"points[{n}] ({label!r}) 'fpr95' must be >= 0 (percent), got {fpr95}")
+        kept.append((label, params / 1e6, fpr95, kind))
+    if not kept:
+        raise ValueError("plot_fpr95_vs_parameters: no point with a known 'params' to plot"
+                         + (f" (skipped: {skipped})" if skipped else ""))
+
+    kinds: list[str] = []
+    for _, _, _, kind in kept:
+        if kind not in kinds:
+            kinds.append(kind)
+    styles, extra = {}, iter(_EXTRA_STYLES * (1 + len(kinds) // len(_EXTRA_STYLES)))
+    for kind in kinds:
+        styles[kind] = _KIND_STYLES.get(kind) or next(extra)
+
+    fig, (ax,) = _new_figure(6.5, 4.8)
+    for kind in kinds:
+        xs = [x for _, x, _, k in kept if k == kind]
+        ys = [v for _, _, v, k in kept if k == kind]
+        marker, colour = styles[kind]
+        ax.scatter(xs, ys, marker=marker, color=colour, s=110 if marker == "*" else 50,
+                   label=kind, zorder=3, edgecolors="black", linewidths=0.5)
+    for label, x, v, _ in kept:
+        ax.annotate(label, (x, v), xytext=(5, 4), textcoords="offset points", fontsize="small")
+    ax.set_xscale("log")
+    xs = np.array([x for _, x, _, _ in kept])
+    ax.set_xlim(xs.min() / 2.0, xs.max() * 2.5)  # room for the labels on the right
+    ax.set_ylim(0.0, max(v for _, _, v, _ in kept) * 1.15 + 0.5)
+    ax.set_xlabel("parameters (millions, log scale)")
+    ax.set_ylabel("FPR95 (%), lower is better")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    _save_png(fig, path)
+    return skipped

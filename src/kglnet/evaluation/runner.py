@@ -14,14 +14,23 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..checkpoint import load_model
+from ..checkpoint import load_model, read_checkpoint
+from ..models import count_parameters, create_model
 from ..data import read_pairs
 from ..inference import resolve_device, score_pairs
 from ..utils.io import atomic_write_json
 from .fpr95 import fpr95_descriptor, fpr95_metric, roc_points
 from .handcrafted import HANDCRAFTED
-from .plots import plot_roc, plot_training_curves
-from .tables import load_records, mean_over_test_sets, write_tables
+from .paper import load_paper_results
+from .plots import (
+    operating_threshold,
+    plot_fpr95_vs_parameters,
+    plot_match_grid,
+    plot_roc,
+    plot_training_curves,
+)
+from .summary import summarize, write_summary_tables
+from .tables import load_records, markdown_table, mean_over_test_sets
 
 Results = dict[str, dict[str, Any]]
 Rocs = dict[str, dict[str, dict[str, list[float]]]]
@@ -51,10 +60,17 @@ def _score_file(name: str, path: str, labels: np.ndarray, distance: np.ndarray, 
 
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, files: Sequence[str], names: Sequence[str],
-                        batch_size: int = 512, device: str = "auto") -> tuple[Results, Rocs]:
-    """Score a trained checkpoint on each pair file."""
+                        batch_size: int = 512, device: str = "auto",
+                        grid_dir: str | os.PathLike | None = None) -> tuple[Results, Rocs]:
+    """Score a trained checkpoint on each pair file.
+
+    With ``grid_dir``, also draw the paper's qualitative figure per test set,
+    ``<grid_dir>/matches_<test set>.png``: pairs correctly matched, correctly rejected, falsely
+    matched and missed at the 95 %-TPR operating point of the branch the run is reported on.
+    """
     dev = resolve_device(device)
-    model, _ = load_model(checkpoint, device=dev)
+    model, state = load_model(checkpoint, device=dev)
+    branch = (state.get("config") or {}).get("select_on", "metric")
     pair_sets = [read_pairs(f, require_both_labels=True) for f in files]  # all validated before any work
     results: Results = {}
     rocs: Rocs = {}
@@ -64,6 +80,19 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, files: Sequence[str], nam
         seconds = time.perf_counter() - t0
         results[name], rocs[name] = _score_file(name, path, pairs.label, scores["distance"], scores["probability"], seconds)
         results[name]["device"] = str(dev)
+        if grid_dir is not None:
+            if branch == "metric":
+                score, higher = scores["probability"], True
+            else:
+                score, higher = scores["distance"], False
+            threshold = operating_threshold(score, pairs.label, higher_is_match=higher)
+            counts = plot_match_grid(
+                pairs.left, pairs.right, pairs.label, score, threshold,
+                Path(grid_dir) / f"matches_{name}.png",
+                title=f"{state['model_name']} ({branch} branch) on {name} at 95% TPR",
+                higher_is_match=higher,
+            )
+            results[name]["operating_point"] = {"branch": branch, "threshold": float(threshold), **counts}
     return results, rocs
 
 
@@ -93,6 +122,23 @@ def _write_roc(path: str | os.PathLike, model: str, rocs: Rocs, branch: str) -> 
     atomic_write_json(path, points)
 
 
+def checkpoint_facts(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """What a metrics record says about the run behind a checkpoint: its path, architecture,
+    parameter count, training seed, selected epoch and the branch it is selected (and reported)
+    on, so tables can group seeds and report each model on its own branch."""
+    state = read_checkpoint(checkpoint)
+    config = state.get("config") or {}
+    model = create_model(state["model_name"], **state.get("model_kwargs", {}))
+    return {
+        "checkpoint": str(checkpoint),
+        "architecture": state["model_name"],
+        "parameters": count_parameters(model),
+        "seed": config.get("seed"),
+        "epoch": state.get("epoch"),
+        "reported": config.get("select_on", "metric"),
+    }
+
+
 def write_outputs(results: Results, rocs: Rocs, *, metrics_out: str | os.PathLike, dataset: str, model: str,
                   label: str | None, selection: str, roc_out: str | os.PathLike | None = None,
                   roc_descriptor_out: str | os.PathLike | None = None,
@@ -108,7 +154,7 @@ def write_outputs(results: Results, rocs: Rocs, *, metrics_out: str | os.PathLik
         "test_sets": test_sets, "mean": mean_over_test_sets(test_sets),
     }
     if checkpoint is not None:
-        record["checkpoint"] = str(checkpoint)
+        record.update(checkpoint_facts(checkpoint))
     atomic_write_json(metrics_out, record)
     has_metric = all("metric" in branches for branches in rocs.values())
     if roc_out is not None:
@@ -120,32 +166,82 @@ def write_outputs(results: Results, rocs: Rocs, *, metrics_out: str | os.PathLik
     return record
 
 
-def make_report(dataset: str, *, metrics: Sequence[Path], roc: Sequence[Path], histories: Sequence[Path],
-                table_md: Path, table_csv: Path, figures_dir: Path) -> None:
-    """Tables for one dataset, one ROC figure per test set, one training-curve figure per model."""
+def _run_of(path: str | os.PathLike) -> tuple[str, int]:
+    """(model, seed) of a run file laid out as ``.../<model>/seed<N>.json`` (the workflow's
+    layout for training histories, metrics and ROC points of a run)."""
+    path = Path(path)
+    stem = path.name.split(".")[0]
+    if not stem.startswith("seed") or not stem[4:].isdigit():
+        raise ValueError(f"{path}: a run file must be named <model>/seed<N>.json")
+    return path.parent.name, int(stem[4:])
 
+
+def make_report(dataset: str, *, metrics: Sequence[Path], roc: Sequence[Path], histories: Sequence[Path],
+                table_md: Path, table_csv: Path, figures_dir: Path, summary_out: Path | None = None,
+                paper_table: str | None = None, paper_methods: dict[str, str] | None = None) -> dict:
+    """Tables, summary and figures of one dataset.
+
+    Writes ``table_md`` / ``table_csv`` (:func:`~kglnet.evaluation.summary.write_summary_tables`:
+    both protocols, mean ± std over seeds, the paper's numbers beside ours, then both branches of
+    every run), ``summary_out`` (the JSON DVC tracks as metrics) and, in ``figures_dir``, one ROC
+    figure per test set, one training-curve figure per run and FPR95 against parameter count.
+    Histories are ``<model>/seed<N>.json`` files; ROC files hold their model in every point.
+    """
     records = load_records(metrics)
-    write_tables(records, table_md, table_csv, title=f"FPR95 on `{dataset}` (%, lower is better)")
+    histories_by_run = {_run_of(path): json.loads(Path(path).read_text()) for path in histories}
+    summary = summarize(dataset, records, histories_by_run, paper_table=paper_table,
+                        paper_methods=paper_methods)
+    # Both branches of every run below the summary (the CSV holds the summary only).
+    by_run = []
+    for rec in records:
+        row = dict(rec)
+        if rec.get("seed") is not None:
+            row["label"] = f"{rec['label']} (seed {rec['seed']})"
+            row["model"] = f"{rec['model']}/seed{rec['seed']}"
+        by_run.append(row)
+    write_summary_tables(summary, table_md, table_csv, title=f"FPR95 on `{dataset}` (%, lower is better)",
+                         appendix="## Every run, both branches\n\n" + markdown_table(by_run))
+    if summary_out is not None:
+        atomic_write_json(summary_out, summary)
+
     figures_dir = Path(figures_dir)
+    figures_dir.mkdir(parents=True, exist_ok=True)
     curves_by_set: dict[str, dict[str, tuple[np.ndarray, np.ndarray, float | None]]] = {}
-    records_by_model = {r["model"]: r for r in records}
     grouped: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     for path in roc:
         for point in json.loads(Path(path).read_text()):
-            if point["model"] not in records_by_model:
-                raise ValueError(f"{path}: no metrics record for model {point['model']!r} among {sorted(records_by_model)}")
+            if point["model"] not in summary["methods"]:
+                raise ValueError(f"{path}: no metrics record for model {point['model']!r} among {sorted(summary['methods'])}")
             key = (point["test_set"], point["model"], point["branch"])
             grouped.setdefault(key, []).append((point["fpr"], point["tpr"]))
     branches_of: dict[str, set[str]] = {}
     for _, model, branch in grouped:
         branches_of.setdefault(model, set()).add(branch)
+    first_seed = {}
+    for rec in records:
+        first_seed.setdefault(rec["model"], rec)
     for (test_set, model, branch), pts in grouped.items():
-        record = records_by_model[model]
+        record = first_seed[model]
         fpr, tpr = np.asarray(pts).T
         label = record["label"] if len(branches_of[model]) == 1 else f"{record['label']} ({branch})"
+        if record.get("seed") is not None:
+            label += f", seed {record['seed']}"
         curves_by_set.setdefault(test_set, {})[label] = (fpr, tpr, record["test_sets"][test_set][f"fpr95_{branch}"])
     for test_set, curves in curves_by_set.items():
         plot_roc(curves, figures_dir / f"roc_{test_set}.png", title=f"ROC on {dataset} / {test_set}")
-    for path in histories:
-        history = json.loads(Path(path).read_text())
-        plot_training_curves(history, figures_dir / f"training_{Path(path).stem}.png", title=f"{Path(path).stem} on {dataset}")
+    for (model, seed), history in histories_by_run.items():
+        plot_training_curves(history, figures_dir / f"training_{model}_seed{seed}.png",
+                             title=f"{model}, seed {seed}, on {dataset}")
+    points = []
+    for model, method in summary["methods"].items():
+        params = next((r.get("parameters") for r in records if r["model"] == model), None)
+        if method["kind"] == "trained" and params:
+            points.append({"label": method["label"], "params": params, "kind": "ours",
+                           "fpr95": method["validation"]["mean"]["mean"]})
+    if paper_table == "visnir":
+        points += [{"label": p["method"], "params": p["parameters_m"] * 1e6, "kind": "paper",
+                    "fpr95": p["fpr95"]} for p in load_paper_results()["chart_visnir_mean"]]
+    if points:
+        plot_fpr95_vs_parameters(points, figures_dir / "fpr95_vs_parameters.png",
+                                 title=f"Mean FPR95 against size on {dataset}")
+    return summary

@@ -26,6 +26,7 @@ __all__ = [
     "FPR95_KEYS",
     "build_table",
     "load_records",
+    "markdown_table",
     "mean_over_test_sets",
     "validate_record",
     "write_tables",
@@ -221,6 +222,20 @@ def _legend(records: list[dict]) -> list[str]:
     return lines
 
 
+def markdown_table(records: list[dict]) -> str:
+    """The :func:`build_table` rows as a Markdown table (2 decimals, "—" for None) and its legend."""
+    rows = build_table(records)
+    numeric = [c for c in rows[0] if c not in ("method", "model", "selection")]
+    lines = ["| " + " | ".join(_md_cell(c) for c in ["method"] + numeric) + " |"]
+    lines.append("|" + "---|" + "---:|" * len(numeric))
+    for row in rows:
+        cells = [_md_cell(row["method"])] + [_fmt(row[c]) for c in numeric]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += _legend(records)
+    return "\n".join(lines) + "\n"
+
+
 def write_tables(records: list[dict], md_path, csv_path, title: str) -> None:
     """Write the results table as Markdown (2 decimals, "—" for None, legend) and CSV.
 
@@ -231,16 +246,7 @@ def write_tables(records: list[dict], md_path, csv_path, title: str) -> None:
     rows = build_table(records)
     columns = list(rows[0].keys())
     numeric = [c for c in columns if c not in ("method", "model", "selection")]
-    md_cols = ["method"] + numeric
-    lines = [f"# {title}", ""]
-    lines.append("| " + " | ".join(_md_cell(c) for c in md_cols) + " |")
-    lines.append("|" + "---|" + "---:|" * len(numeric))
-    for row in rows:
-        cells = [_md_cell(row["method"])] + [_fmt(row[c]) for c in numeric]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
-    lines += _legend(records)
-    atomic_write_text(md_path, "\n".join(lines) + "\n")
+    atomic_write_text(md_path, f"# {title}\n\n" + markdown_table(records))
 
     with atomic_path(csv_path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
