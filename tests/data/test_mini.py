@@ -1,5 +1,6 @@
 """Real "mini" datasets (visnir, vislwir, os): layout checks, split by image pair, balance,
-un-warping, tile detection and bad inputs, on tiny fake source folders written to tmp_path.
+un-warping, tile detection and bad inputs, on tiny fake source folders written to tmp_path; and the
+patch-split variants (vislwir_patchsplit, os_patchsplit: the published protocol).
 
 No real imagery is stored in the repository: the fake sources are drawn here, and the one slow
 test reads ../shared/data (skipped when absent) and writes only to tmp_path.
@@ -21,6 +22,7 @@ from kglnet.data.keypoints import cut_patches
 from kglnet.data.mini import (
     DEFAULT_KEYPOINTS,
     MINI_DATASETS,
+    PATCH_SPLIT_LABEL,
     VISNIR_ROOT,
     VISNIR_TEST_CATEGORIES,
     MiniConfig,
@@ -34,6 +36,8 @@ from kglnet.utils.io import sha256_file
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SMALL = dict(keypoints_per_image=10, eval_keypoints_per_image=8)
+IMAGE_SPLIT = sorted(n for n, d in MINI_DATASETS.items() if not d.by_patch)
+PATCH_SPLIT = sorted(n for n, d in MINI_DATASETS.items() if d.by_patch)
 
 
 # ------------------------------------------------------------------------------ fake imagery
@@ -172,9 +176,15 @@ def built(sources, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     out = tmp_path_factory.mktemp("mini_out")
     cfg = MiniConfig(**SMALL)
     return {
-        name: (out / name, build_mini(name, sources[name], out / name, cfg, progress=False))
+        name: (out / name,
+               build_mini(name, _source(sources, name), out / name, cfg, progress=False))
         for name in MINI_DATASETS
     }
+
+
+def _source(sources: dict[str, Path], name: str) -> Path:
+    """The fake source folder of dataset ``name`` (a patch-split variant uses its base's)."""
+    return sources[name.removesuffix("_patchsplit")]
 
 
 def _ncc(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -196,6 +206,9 @@ def test_config_from_dict_and_validation():
     cfg = MiniConfig.from_dict({"seed": 3, "keypoint_method": "sift", "keypoints_per_image": 5})
     assert cfg.seed == 3 and cfg.keypoints("os") == (5, DEFAULT_KEYPOINTS["os"][1])
     assert MiniConfig().keypoints("visnir") == DEFAULT_KEYPOINTS["visnir"]
+    # Patch split: one pool per image pair for all splits; the val/test budget plays no part.
+    assert MiniConfig().keypoints("os_patchsplit") == (DEFAULT_KEYPOINTS["os"][0], None)
+    assert MiniConfig(**SMALL).keypoints("vislwir_patchsplit") == (10, None)
     with pytest.raises(ValueError, match=r"unknown MiniConfig keys: \['bogus'\].*allowed.*seed"):
         MiniConfig.from_dict({"bogus": 1, "seed": 0})
     for bad in ({"keypoint_method": "orb"}, {"keypoints_per_image": 0}, {"val_fraction": 1.0},
@@ -205,9 +218,13 @@ def test_config_from_dict_and_validation():
 
 
 def test_registry_and_test_sets():
-    assert set(MINI_DATASETS) == {"visnir", "vislwir", "os"}
+    assert set(MINI_DATASETS) == {"visnir", "vislwir", "os", "vislwir_patchsplit", "os_patchsplit"}
     assert [MINI_DATASETS[n].source for n in ("visnir", "vislwir", "os")] == [
         "visnir-registration", "roadscene", "3mos"]
+    assert PATCH_SPLIT == ["os_patchsplit", "vislwir_patchsplit"]
+    assert MINI_DATASETS["vislwir_patchsplit"].source == "roadscene"
+    assert MINI_DATASETS["os_patchsplit"].source == "3mos"
+    assert mini_test_sets("vislwir_patchsplit") == mini_test_sets("os_patchsplit") == ["test"]
     assert mini_test_sets("visnir") == ["field", "forest", "indoor", "mountain", "oldbuilding",
                                         "street", "urban", "water"]
     assert mini_test_sets("vislwir") == mini_test_sets("os") == ["test"]
@@ -218,7 +235,7 @@ def test_registry_and_test_sets():
 # ---------------------------------------------------------------------------- built datasets
 
 
-@pytest.mark.parametrize("name", sorted(MINI_DATASETS))
+@pytest.mark.parametrize("name", IMAGE_SPLIT)
 def test_files_split_by_image_pair_and_balanced(built, name):
     out, summary = built[name]
     assert json.loads((out / "summary.json").read_text()) == summary
@@ -238,6 +255,7 @@ def test_files_split_by_image_pair_and_balanced(built, name):
         assert attrs["source"].startswith(MINI_DATASETS[name].source + "@")
         assert set(attrs["inputs_sha256"]) == {"images"} and len(attrs["inputs_sha256"]["images"]) == 64
         assert attrs["input_files"] >= 1 and "split by image pair" in attrs["protocol"]
+        assert "patch pair" not in attrs["protocol"] and "split_protocol" not in summary
         if split == "train":
             assert info["negatives"] == 0 and info["positives"] > 0
         else:
@@ -310,6 +328,103 @@ def test_os_tiles_split_and_scenes(built):
     train = read_pairs(out / "train.h5")
     assert set(train.scene_names) <= {"GF3_city", "TerraSAR_plain"}
     assert np.median(_ncc(train.left, train.right)) < -0.8  # fake SAR = inverted optical
+
+
+# ------------------------------------------------------------- patch split (published protocol)
+
+
+def _patch_keys(patches: np.ndarray) -> set[bytes]:
+    """One key per distinct patch: on the fake textures distinct keypoints give distinct patches."""
+    return {p.tobytes() for p in patches}
+
+
+@pytest.mark.parametrize("name", PATCH_SPLIT)
+def test_patchsplit_every_image_pair_in_every_split_and_no_shared_patch(built, name):
+    out, summary = built[name]
+    base_name = name.removesuffix("_patchsplit")
+    base = built[base_name][1]
+    # The same image pairs as the image split, all of them in every split.
+    all_ids = sorted(pid for e in base["splits"].values() for pid in e["image_pair_ids"])
+    assert summary["split_protocol"] == PATCH_SPLIT_LABEL
+    assert PATCH_SPLIT_LABEL.startswith("split by patch pair")
+    assert "the same images appear in train, val and test" in PATCH_SPLIT_LABEL
+    assert summary["test_sets"] == ["test"] and list(summary["splits"]) == ["train", "val", "test"]
+    assert summary["config"]["keypoints_per_image"] == SMALL["keypoints_per_image"]
+    assert summary["config"]["eval_keypoints_per_image"] is None
+    lefts: dict[str, set[bytes]] = {}
+    rights: dict[str, set[bytes]] = {}
+    total_positives = 0
+    for split in ("train", "val", "test"):
+        path = out / f"{split}.h5"
+        entry = summary["splits"][split]
+        info = validate_pairs(path)
+        assert entry["sha256"] == sha256_file(path)
+        pairs = read_pairs(path)
+        attrs = pairs.attrs
+        assert attrs["dataset"] == name and attrs["split"] == split
+        assert attrs["source"].startswith(MINI_DATASETS[name].source + "@")
+        assert PATCH_SPLIT_LABEL in attrs["protocol"]
+        assert "split by image pair" not in attrs["protocol"]
+        assert attrs["image_pairs"] == entry["image_pair_ids"] == all_ids
+        assert entry["image_pairs"] == len(all_ids)
+        # Every split reads the files of every image pair.
+        assert attrs["inputs_sha256"] == entry["inputs_sha256"]
+        assert entry["inputs_sha256"] == summary["splits"]["train"]["inputs_sha256"]
+        if split == "train":
+            assert info["negatives"] == 0 and info["positives"] > 0
+        else:
+            assert info["positives"] == info["negatives"] > 0
+            pos, neg = pairs.label == 1, pairs.label == 0
+            # A negative's partner is a keypoint of the same split: its right patch is the right
+            # patch of one of the split's positives (the partner has a partner, so it is kept).
+            assert _patch_keys(pairs.right[neg]) <= _patch_keys(pairs.right[pos])
+            assert _patch_keys(pairs.left[neg]) == _patch_keys(pairs.left[pos])
+        total_positives += info["positives"]
+        lefts[split], rights[split] = _patch_keys(pairs.left), _patch_keys(pairs.right)
+        assert len(lefts[split]) == info["positives"]  # one distinct location per positive
+    # No keypoint location (hence no patch) in two splits.
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not lefts[a] & lefts[b], f"{a} and {b} share a visible patch"
+        assert not rights[a] & rights[b], f"{a} and {b} share an other-modality patch"
+    # One pool of keypoints per image pair for all splits together.
+    assert total_positives <= SMALL["keypoints_per_image"] * len(all_ids)
+    assert summary["splits"]["train"]["positives"] > summary["splits"]["test"]["positives"]
+
+
+def test_patchsplit_deterministic_seeded_and_unknown_names(sources, tmp_path):
+    cfg = MiniConfig(**SMALL)
+    a = build_mini("os_patchsplit", sources["os"], tmp_path / "a", cfg, progress=False)
+    b = build_mini("os_patchsplit", sources["os"], tmp_path / "b", cfg, progress=False)
+    assert a == b
+    for split in ("train", "val", "test"):
+        a_file, b_file = tmp_path / "a" / f"{split}.h5", tmp_path / "b" / f"{split}.h5"
+        assert sha256_file(a_file) == sha256_file(b_file)
+    c = build_mini("os_patchsplit", sources["os"], tmp_path / "c", MiniConfig(seed=1, **SMALL),
+                   progress=False)
+    assert c["splits"]["test"]["image_pair_ids"] == a["splits"]["test"]["image_pair_ids"]
+    assert c["splits"]["test"]["sha256"] != a["splits"]["test"]["sha256"]
+    for bad in ("os_imagesplit", "patchsplit", "vislwir_patchsplit_x"):
+        with pytest.raises(ValueError, match="unknown mini dataset"):
+            build_mini(bad, sources["os"], tmp_path / bad, cfg, progress=False)
+        with pytest.raises(ValueError, match="unknown mini dataset"):
+            mini_test_sets(bad)
+        assert not (tmp_path / bad).exists()
+
+
+def test_patchsplit_keypoint_assignment_partitions_by_fraction():
+    from kglnet.data.mini import _assign_keypoints
+
+    cfg = MiniConfig(test_fraction=0.2, val_fraction=0.15)
+    for count in range(0, 60):
+        parts = _assign_keypoints(count, cfg, np.random.default_rng(count))
+        joined = np.concatenate([parts["train"], parts["val"], parts["test"]])
+        assert sorted(joined.tolist()) == list(range(count))  # a partition of the keypoints
+        assert len(parts["test"]) == round(0.2 * count)
+        assert len(parts["test"]) + len(parts["val"]) == round(0.35 * count)
+        assert all((np.diff(p) > 0).all() for p in parts.values())
+    again = _assign_keypoints(36, cfg, np.random.default_rng(7))
+    assert all(np.array_equal(again[s], _assign_keypoints(36, cfg, np.random.default_rng(7))[s])
+               for s in again)
 
 
 def test_find_tiles_from_gutters(tmp_path):
@@ -427,7 +542,8 @@ def test_os_bad_inputs(sources, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} absent")
 def test_build_all_from_shared_data(tmp_path):
-    """Build the three mini datasets with the default config from ../shared/data (minutes)."""
+    """Build every mini dataset (the three and their patch-split variants) with the default
+    config from ../shared/data (minutes)."""
     for name, entry in MINI_DATASETS.items():
         source = SHARED_DATA / entry.source
         if not source.is_dir():
@@ -442,5 +558,9 @@ def test_build_all_from_shared_data(tmp_path):
         assert splits["train"]["negatives"] == 0
         for split in _splits(name)[1:]:
             assert splits[split]["positives"] == splits[split]["negatives"] > 0
+        expected = {"visnir": 212, "vislwir": 221, "os": 240}[name.removesuffix("_patchsplit")]
+        if entry.by_patch:  # every split holds every image pair
+            assert all(e["image_pairs"] == expected for e in splits.values())
+            continue
         ids = [pid for e in splits.values() for pid in e["image_pair_ids"]]
-        assert len(ids) == len(set(ids)) == {"visnir": 212, "vislwir": 221, "os": 240}[name]
+        assert len(ids) == len(set(ids)) == expected

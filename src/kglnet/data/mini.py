@@ -10,6 +10,11 @@ vislwir     ``roadscene``                        221 RoadScene visible/LWIR pair
                                                  into train / val / test
 os          ``3mos``                             240 optical/SAR tile pairs cut from the 24 3MOS
                                                  figures, seeded split into train / val / test
+vislwir_    ``roadscene``                        vislwir's 221 image pairs, split **by patch
+patchsplit                                       pair** (published protocol): train / val /
+                                                 test all come from every image pair
+os_         ``3mos``                             os's 240 tile pairs, split by patch pair
+patchsplit                                       likewise
 ==========  ===================================  ===========================================
 
 Protocol (the paper's patch datasets): keypoints (FAST by default, SIFT optional) detected on the
@@ -18,13 +23,27 @@ val and test are balanced, one positive and one negative per keypoint, the negat
 point with a different keypoint of the same image pair at least one patch width (64 px) away;
 train files hold positives only (the training loss makes its negatives in the batch).
 
-Every split is made **by image pair**: no image pair (for ``os``: no tile pair) gives patches to two
-splits, so test scores measure generalisation to unseen images, unlike the published VIS-LWIR and
-OS patch splits, which split patch pairs of the same images.
+Every split of ``visnir``, ``vislwir`` and ``os`` is made **by image pair**: no image pair (for
+``os``: no tile pair) gives patches to two splits, so test scores measure generalisation to unseen
+images, unlike the published VIS-LWIR and OS patch splits, which split patch pairs of the same
+images.
+
+The ``*_patchsplit`` variants follow the published protocol instead, labelled so in every file's
+``protocol`` attribute and in ``summary.json`` (:data:`PATCH_SPLIT_LABEL`): each image pair's
+keypoints are detected once (``keypoints_per_image`` of them at most, a pool shared by all splits;
+``eval_keypoints_per_image`` plays no part), then a seeded permutation assigns
+``round(test_fraction * K)`` of its K keypoints to test, ``round((test_fraction + val_fraction) *
+K)`` minus those to val and the rest to train. A keypoint location is in exactly one split and a
+val/test negative pairs two keypoints of the same split, so no patch of a test pair is a train
+patch; patches of different splits do overlap in pixels (keypoints are only ``min_spacing`` apart),
+as in the published splits. Every split lists every image pair. With the default pool equal to the
+image-split train budget, train holds about as many positives as in ``vislwir`` / ``os`` (the same
+65 % share, of keypoints instead of image pairs).
 
 Determinism: the split is a seeded permutation of the sorted image-pair ids, and each image pair
-draws its keypoint subset and negative partners from a generator derived from ``(seed, its id)``,
-so its pairs depend neither on processing order nor on the size of the other splits.
+draws its keypoint subset and negative partners (patch split: also its keypoint assignment and one
+negatives generator per split) from generators derived from ``(seed, its id)``, so its pairs
+depend neither on processing order nor on the size of the other splits.
 
 Atomicity: all inputs are checked and every split is built in memory before anything is written;
 any existing ``summary.json`` is removed first and written last, each ``.h5`` file is written
@@ -61,6 +80,7 @@ __all__ = [
     "MiniDataset",
     "MINI_DATASETS",
     "DEFAULT_KEYPOINTS",
+    "PATCH_SPLIT_LABEL",
     "VISNIR_ROOT",
     "VISNIR_TRAIN_CATEGORY",
     "VISNIR_TEST_CATEGORIES",
@@ -96,16 +116,26 @@ TILE_TRIM_PX = 2
 #: figures have 316 or 317 px wide tiles; all tiles of a figure are cropped to the common size.
 TILE_SIZE_TOLERANCE_PX = 2
 OS_GRID = (2, 10)  # rows (optical, SAR) x columns (pairs) of a 3MOS figure
+#: How the ``*_patchsplit`` datasets are labelled, in each file's ``protocol`` and in the summary.
+PATCH_SPLIT_LABEL = (
+    "split by patch pair (published protocol): the same images appear in train, val and test"
+)
 
 #: Default keypoints per image pair, ``(train, val/test)``, sized so the whole mini configuration
 #: trains in minutes on one GPU and a few epochs run on a CPU: visnir about 6.6k train positives
 #: (44 country pairs x 150) and 1.6k pairs per test scene (20 x 40 x 2); vislwir about 5.2k train
 #: positives (144 x 36) and 2.1k test pairs; os about 5k train positives (156 x 32) and 2.3k test
 #: pairs. Val/test use fewer points per image: they need enough pairs for a stable FPR95, not more.
-DEFAULT_KEYPOINTS: dict[str, tuple[int, int]] = {
+#: The patch-split variants have one pool per image pair shared by all splits (val/test budget
+#: None), equal to the image split's train budget, so train is about as large: vislwir_patchsplit
+#: about 5.1k train positives and 3.1k test pairs (221 x 23, 221 x 7 x 2), os_patchsplit about 5k
+#: and 2.9k (240 x 21, 240 x 6 x 2).
+DEFAULT_KEYPOINTS: dict[str, tuple[int, int | None]] = {
     "visnir": (150, 40),
     "vislwir": (36, 24),
     "os": (32, 24),
+    "vislwir_patchsplit": (36, None),
+    "os_patchsplit": (32, None),
 }
 
 
@@ -119,14 +149,17 @@ class MiniConfig:
     Attributes:
         seed: master seed of the split and of every image pair's keypoint subset and negatives.
         keypoint_method: "fast" or "sift", detected on the visible image converted to gray.
-        keypoints_per_image: keypoints per image pair in the train split; None = the dataset's
-            default (:data:`DEFAULT_KEYPOINTS`).
+        keypoints_per_image: keypoints per image pair in the train split (patch-split datasets:
+            per image pair for all splits together); None = the dataset's default
+            (:data:`DEFAULT_KEYPOINTS`).
         eval_keypoints_per_image: keypoints per image pair in val and test splits; None = the
-            dataset's default.
+            dataset's default. Unused by the patch-split datasets (recorded as None there).
         val_fraction: share of the training image pairs held out for validation (visnir: of the
-            52 country pairs; vislwir, os: of all pairs).
+            52 country pairs; vislwir, os: of all pairs; patch-split datasets: of each image
+            pair's keypoints).
         test_fraction: share of all image pairs used for test (vislwir and os only; visnir's test
-            sets are fixed, the 8 non-country categories).
+            sets are fixed, the 8 non-country categories; patch-split datasets: share of each
+            image pair's keypoints).
         min_spacing: minimum distance between keypoints of one image, pixels.
     """
 
@@ -170,11 +203,15 @@ class MiniConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def keypoints(self, name: str) -> tuple[int, int]:
-        """``(train, val/test)`` keypoints per image pair for dataset ``name``, defaults filled in."""
+    def keypoints(self, name: str) -> tuple[int, int | None]:
+        """``(train, val/test)`` keypoints per image pair for dataset ``name``, defaults filled in;
+        for a patch-split dataset ``(pool shared by all splits, None)``."""
         train, evaluation = DEFAULT_KEYPOINTS[name]
+        train = int(self.keypoints_per_image) if self.keypoints_per_image is not None else train
+        if evaluation is None:
+            return train, None
         return (
-            int(self.keypoints_per_image) if self.keypoints_per_image is not None else train,
+            train,
             int(self.eval_keypoints_per_image) if self.eval_keypoints_per_image is not None
             else evaluation,
         )
@@ -437,7 +474,8 @@ def _plan_visnir(source_dir: Path, cfg: MiniConfig) -> _Plan:
     return _Plan(splits, describe)
 
 
-def _plan_vislwir(source_dir: Path, cfg: MiniConfig) -> _Plan:
+def _roadscene_pairs(source_dir: Path) -> dict[str, _ImagePair]:
+    """The RoadScene visible / LWIR image pairs by id (``FLIR_NNNNN``), checked, loaded lazily."""
     vis_dir = _require_dir(source_dir / ROADSCENE_VISIBLE, "RoadScene visible")
     ir_dir = _require_dir(source_dir / ROADSCENE_LWIR, "RoadScene infrared")
     # Only FLIR_*.jpg: the visible folder also holds a Windows Thumbs.db.
@@ -464,19 +502,11 @@ def _plan_vislwir(source_dir: Path, cfg: MiniConfig) -> _Plan:
 
         return _ImagePair(Path(name).stem, "roadscene", [v, i], load)
 
-    pairs = {Path(n).stem: make(n) for n in vis}
-    split = _split_ids(list(pairs), {TEST: cfg.test_fraction, VAL: cfg.val_fraction},
-                       cfg.seed, "vislwir")
-    splits = {s: [pairs[i] for i in split[s]] for s in (TRAIN, VAL, TEST)}
-
-    def describe(name: str) -> str:
-        return (f"RoadScene aligned visible / LWIR (FLIR ADAS) image pairs, {name} share, split by "
-                f"image pair")
-
-    return _Plan(splits, describe)
+    return {Path(n).stem: make(n) for n in vis}
 
 
-def _plan_os(source_dir: Path, cfg: MiniConfig) -> _Plan:
+def _os_pairs(source_dir: Path) -> dict[str, _ImagePair]:
+    """The 3MOS optical / SAR tile pairs by id (``<figure stem>/<column>``), cut from figures."""
     _require_dir(source_dir, "3MOS")
     figures = sorted(source_dir.glob("*.png"))
     if not figures:
@@ -507,30 +537,66 @@ def _plan_os(source_dir: Path, cfg: MiniConfig) -> _Plan:
 
             pid = f"{figure.stem}/{col:02d}"
             pairs[pid] = _ImagePair(pid, figure.stem, [figure], load)
-    split = _split_ids(list(pairs), {TEST: cfg.test_fraction, VAL: cfg.val_fraction},
-                       cfg.seed, "os")
-    splits = {s: [pairs[i] for i in split[s]] for s in (TRAIN, VAL, TEST)}
-
-    def describe(name: str) -> str:
-        return (f"3MOS optical / SAR tile pairs cut from the figures' 2x10 grids (found from the "
-                f"white gutters, {TILE_TRIM_PX} px trimmed per side), {name} share, split by "
-                f"tile pair")
-
-    return _Plan(splits, describe)
+    return pairs
 
 
 class MiniDataset(NamedTuple):
-    """A mini dataset: its source folder name, its planner and its test set (file) names."""
+    """A mini dataset: its source folder name, its planner, its test set (file) names and whether
+    it is split by patch pair (published protocol) rather than by image pair."""
 
     source: str
     builder: Callable[[Path, MiniConfig], _Plan]
     test_sets: tuple[str, ...]
+    by_patch: bool = False
 
+
+def _train_val_test(
+    source: str, collect: Callable[[Path], dict[str, _ImagePair]], tag: str, phrase: str,
+    unit: str, by_patch: bool = False,
+) -> MiniDataset:
+    """A dataset with one ``test`` split over the image pairs that ``collect`` finds.
+
+    By image pair: a seeded split of the pair ids (seeded by ``tag``). By patch pair: every split
+    lists every image pair; :func:`_build_patch_splits` then splits each pair's keypoints.
+    ``phrase`` describes the source and ``unit`` names its image pairs ("tile pair" for os).
+    """
+
+    def plan(source_dir: Path, cfg: MiniConfig) -> _Plan:
+        pairs = collect(source_dir)
+        if by_patch:
+            every = [pairs[i] for i in sorted(pairs)]
+            splits = {s: every for s in (TRAIN, VAL, TEST)}
+        else:
+            split = _split_ids(list(pairs), {TEST: cfg.test_fraction, VAL: cfg.val_fraction},
+                               cfg.seed, tag)
+            splits = {s: [pairs[i] for i in split[s]] for s in (TRAIN, VAL, TEST)}
+
+        def describe(name: str) -> str:
+            if by_patch:
+                return f"{phrase}, {name} share of every {unit}'s keypoints"
+            return f"{phrase}, {name} share, split by {unit}"
+
+        return _Plan(splits, describe)
+
+    return MiniDataset(source, plan, (TEST,), by_patch)
+
+
+ROADSCENE_PHRASE = "RoadScene aligned visible / LWIR (FLIR ADAS) image pairs"
+OS_PHRASE = (
+    f"3MOS optical / SAR tile pairs cut from the figures' 2x10 grids (found from the white "
+    f"gutters, {TILE_TRIM_PX} px trimmed per side)"
+)
 
 MINI_DATASETS: dict[str, MiniDataset] = {
     "visnir": MiniDataset("visnir-registration", _plan_visnir, VISNIR_TEST_CATEGORIES),
-    "vislwir": MiniDataset("roadscene", _plan_vislwir, (TEST,)),
-    "os": MiniDataset("3mos", _plan_os, (TEST,)),
+    "vislwir": _train_val_test("roadscene", _roadscene_pairs, "vislwir", ROADSCENE_PHRASE,
+                               "image pair"),
+    "os": _train_val_test("3mos", _os_pairs, "os", OS_PHRASE, "tile pair"),
+    # The published protocol, on the same sources and image pairs (labelled PATCH_SPLIT_LABEL).
+    "vislwir_patchsplit": _train_val_test("roadscene", _roadscene_pairs, "vislwir",
+                                          ROADSCENE_PHRASE, "image pair", by_patch=True),
+    "os_patchsplit": _train_val_test("3mos", _os_pairs, "os", OS_PHRASE, "tile pair",
+                                     by_patch=True),
 }
 
 
@@ -542,7 +608,7 @@ def _dataset(name: str) -> MiniDataset:
 
 def test_sets(name: str) -> list[str]:
     """Test set names of a mini dataset (each is written to ``<name>.h5``): visnir: the 8 scene
-    categories; vislwir, os: ``["test"]``."""
+    categories; the others: ``["test"]``."""
     return list(_dataset(name).test_sets)
 
 
@@ -553,55 +619,119 @@ test_sets.__test__ = False  # type: ignore[attr-defined]
 # ------------------------------------------------------------------------------------- building
 
 
-def _pair_rngs(seed: int, pair_id: str) -> tuple[np.random.Generator, np.random.Generator]:
-    """(keypoint subset, negatives + shuffle) generators of one image pair: a pure function of the
-    seed and the pair's id, so a pair's patches do not depend on which split or order it is in."""
-    children = np.random.SeedSequence([int(seed), zlib.crc32(pair_id.encode("utf-8"))]).spawn(2)
-    return np.random.default_rng(children[0]), np.random.default_rng(children[1])
+def _pair_rngs(seed: int, pair_id: str, count: int = 2) -> list[np.random.Generator]:
+    """Generators of one image pair, a pure function of the seed and the pair's id, so a pair's
+    patches do not depend on which split or order it is in: [0] keypoint subset, [1] negatives +
+    shuffle (patch split: keypoint assignment), then (patch split) one negatives + shuffle
+    generator per split. The first ones do not depend on ``count``."""
+    children = np.random.SeedSequence([int(seed), zlib.crc32(pair_id.encode("utf-8"))]).spawn(count)
+    return [np.random.default_rng(child) for child in children]
+
+
+class _SplitPairs:
+    """Collects the patch pairs of one split, image pair by image pair."""
+
+    def __init__(self, split: str, pairs: list[_ImagePair]) -> None:
+        self.split = split
+        self.n_image_pairs = len(pairs)
+        self.scene_names = sorted({p.scene for p in pairs})
+        self.scene_index = {s: i for i, s in enumerate(self.scene_names)}
+        self.lefts: list[np.ndarray] = []
+        self.rights: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self.scenes: list[np.ndarray] = []
+        self.empty = 0
+
+    def add(self, pair: _ImagePair, vis: np.ndarray, other: np.ndarray, xy: np.ndarray,
+            rng: np.random.Generator) -> None:
+        """Pairs of keypoints ``xy`` of ``pair``: positives only for train, else balanced."""
+        if len(xy) == 0:
+            self.empty += 1
+            return
+        left, right, lab = make_pairs(vis, other, xy, rng=rng, positives_only=self.split == TRAIN,
+                                      min_negative_distance=MIN_NEGATIVE_DISTANCE)
+        if len(lab) == 0:
+            self.empty += 1
+            return
+        self.lefts.append(left)
+        self.rights.append(right)
+        self.labels.append(lab)
+        self.scenes.append(np.full(len(lab), self.scene_index[pair.scene], np.int64))
+
+    def result(self, label: str) -> dict[str, Any]:
+        if not self.labels:
+            raise ValueError(
+                f"{label} split {self.split!r}: no patch pairs from its {self.n_image_pairs} image "
+                "pairs (no usable keypoints)"
+            )
+        return {
+            "left": np.concatenate(self.lefts),
+            "right": np.concatenate(self.rights),
+            "label": np.concatenate(self.labels),
+            "scene": np.concatenate(self.scenes),
+            "scene_names": self.scene_names,
+            "empty": self.empty,
+        }
+
+
+def _detect(vis: np.ndarray, mask: np.ndarray | None, cfg: MiniConfig, keypoints: int,
+            rng: np.random.Generator) -> np.ndarray:
+    return detect_keypoints(vis, method=cfg.keypoint_method, max_points=keypoints, rng=rng,
+                            mask=mask, min_spacing=cfg.min_spacing)
 
 
 def _build_split(
     pairs: list[_ImagePair], split: str, cfg: MiniConfig, keypoints: int, progress: bool,
     label: str,
 ) -> dict[str, Any]:
+    """One split of a dataset split by image pair: ``keypoints`` per image pair, all its own."""
     from tqdm import tqdm
 
-    positives_only = split == TRAIN
-    scene_names = sorted({p.scene for p in pairs})
-    scene_index = {s: i for i, s in enumerate(scene_names)}
-    lefts, rights, labels, scenes = [], [], [], []
-    empty = 0
+    out = _SplitPairs(split, pairs)
     for pair in tqdm(pairs, desc=f"{label} {split}", unit="img", disable=not progress,
                      leave=False):
         vis, other, mask = pair.load()
         r_kp, r_pairs = _pair_rngs(cfg.seed, pair.id)
-        xy = detect_keypoints(vis, method=cfg.keypoint_method, max_points=keypoints, rng=r_kp,
-                              mask=mask, min_spacing=cfg.min_spacing)
-        if len(xy) == 0:
-            empty += 1
-            continue
-        left, right, lab = make_pairs(vis, other, xy, rng=r_pairs, positives_only=positives_only,
-                                      min_negative_distance=MIN_NEGATIVE_DISTANCE)
-        if len(lab) == 0:
-            empty += 1
-            continue
-        lefts.append(left)
-        rights.append(right)
-        labels.append(lab)
-        scenes.append(np.full(len(lab), scene_index[pair.scene], np.int64))
-    if not labels:
-        raise ValueError(
-            f"{label} split {split!r}: no patch pairs from its {len(pairs)} image pairs "
-            "(no usable keypoints)"
-        )
+        out.add(pair, vis, other, _detect(vis, mask, cfg, keypoints, r_kp), r_pairs)
+    return out.result(label)
+
+
+def _assign_keypoints(
+    count: int, cfg: MiniConfig, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Patch split of one image pair's ``count`` keypoints: a seeded permutation gives
+    ``round(test_fraction * count)`` to test, ``round((test_fraction + val_fraction) * count)``
+    minus those to val (cumulative rounding: the shares stay as close to the fractions as
+    possible) and the rest to train. Returns split -> sorted keypoint indices."""
+    n_test = int(round(cfg.test_fraction * count))
+    n_eval = int(round((cfg.test_fraction + cfg.val_fraction) * count))
+    order = rng.permutation(count)
     return {
-        "left": np.concatenate(lefts),
-        "right": np.concatenate(rights),
-        "label": np.concatenate(labels),
-        "scene": np.concatenate(scenes),
-        "scene_names": scene_names,
-        "empty": empty,
+        TEST: np.sort(order[:n_test]),
+        VAL: np.sort(order[n_test:n_eval]),
+        TRAIN: np.sort(order[n_eval:]),
     }
+
+
+def _build_patch_splits(
+    pairs: list[_ImagePair], cfg: MiniConfig, keypoints: int, progress: bool, label: str,
+) -> dict[str, dict[str, Any]]:
+    """All splits of a dataset split by patch pair (published protocol), in one pass: each image
+    pair's keypoints (at most ``keypoints``) are detected once and divided among train, val and
+    test by :func:`_assign_keypoints`; val/test negatives pair keypoints of the same split."""
+    from tqdm import tqdm
+
+    order = (TRAIN, VAL, TEST)
+    out = {split: _SplitPairs(split, pairs) for split in order}
+    for pair in tqdm(pairs, desc=f"{label} (all splits)", unit="img", disable=not progress,
+                     leave=False):
+        vis, other, mask = pair.load()
+        r_kp, r_assign, *r_splits = _pair_rngs(cfg.seed, pair.id, 2 + len(order))
+        xy = _detect(vis, mask, cfg, keypoints, r_kp)
+        assigned = _assign_keypoints(len(xy), cfg, r_assign)
+        for split, rng in zip(order, r_splits):
+            out[split].add(pair, vis, other, xy[assigned[split]], rng)
+    return {split: out[split].result(label) for split in order}
 
 
 def _inputs_digest(files: list[Path], root: Path, cache: dict[Path, str]) -> str:
@@ -618,18 +748,26 @@ def _inputs_digest(files: list[Path], root: Path, cache: dict[Path, str]) -> str
     return hashlib.sha256("".join(sorted(lines)).encode("utf-8")).hexdigest()
 
 
-def _protocol(base: str, cfg: MiniConfig, split: str, keypoints: int) -> str:
+def _protocol(base: str, cfg: MiniConfig, split: str, keypoints: int, by_patch: bool) -> str:
+    same = " and the same split" if by_patch else ""
     balance = (
         "positives only"
         if split == TRAIN
         else "balanced: one positive and one negative per keypoint, negatives pair a point with a "
-        f"different keypoint of the same image pair >= {MIN_NEGATIVE_DISTANCE} px away"
+        f"different keypoint of the same image pair{same} >= {MIN_NEGATIVE_DISTANCE} px away"
+    )
+    budget = (
+        f"{keypoints} per image pair for all splits together, each keypoint assigned to one "
+        f"split by a seeded permutation (test {cfg.test_fraction:g}, val {cfg.val_fraction:g}, the "
+        f"rest train)"
+        if by_patch
+        else f"{keypoints} per image pair"
     )
     return (
         f"{base}; {cfg.keypoint_method} keypoints on the visible image converted to gray, <= "
-        f"{keypoints} per image pair, >= {cfg.min_spacing} px apart; {PATCH_SIZE}x{PATCH_SIZE} "
+        f"{budget}, >= {cfg.min_spacing} px apart; {PATCH_SIZE}x{PATCH_SIZE} "
         f"patches rows y-32..y+31, cols x-32..x+31; positives at the same (x, y) in both images; "
-        f"{balance}; split by image pair, seed {cfg.seed}"
+        f"{balance}; {PATCH_SPLIT_LABEL if by_patch else 'split by image pair'}, seed {cfg.seed}"
     )
 
 
@@ -654,8 +792,13 @@ def build_mini(
     ``config`` (with the keypoint counts resolved). Every file stores ``scene`` (visnir: the
     category; os: the figure ``<satellite>_<scene>``; vislwir: ``roadscene``).
 
+    A patch-split dataset (``*_patchsplit``) lists every image pair in every split, says
+    :data:`PATCH_SPLIT_LABEL` in each ``protocol`` and adds ``"split_protocol":
+    PATCH_SPLIT_LABEL`` to the summary; its config records ``eval_keypoints_per_image`` as None.
+
     Args:
-        name: "visnir", "vislwir" or "os".
+        name: a key of :data:`MINI_DATASETS` ("visnir", "vislwir", "os", "vislwir_patchsplit",
+            "os_patchsplit").
         source_dir: folder laid out like ``<data>/<source>``, e.g. ``../shared/data/roadscene``.
         out_dir: output folder (created).
         cfg: the configuration.
@@ -685,10 +828,13 @@ def build_mini(
 
     plan = dataset.builder(source_dir, cfg)
     order = [TRAIN, VAL, *dataset.test_sets]
-    built: dict[str, dict[str, Any]] = {}
-    for split in order:
-        kp = train_kp if split == TRAIN else eval_kp
-        built[split] = _build_split(plan.splits[split], split, cfg, kp, progress, name)
+    if dataset.by_patch:
+        built = _build_patch_splits(plan.splits[TRAIN], cfg, train_kp, progress, name)
+    else:
+        built = {}
+        for split in order:
+            kp = train_kp if split == TRAIN else eval_kp
+            built[split] = _build_split(plan.splits[split], split, cfg, kp, progress, name)
 
     # Everything is in memory and valid: only now touch out_dir. The old summary goes first so an
     # interrupted write never leaves a summary describing a mix of old and new files.
@@ -698,7 +844,7 @@ def build_mini(
     splits: dict[str, dict] = {}
     for split in order:
         data, pairs = built[split], plan.splits[split]
-        kp = train_kp if split == TRAIN else eval_kp
+        kp = train_kp if split == TRAIN or dataset.by_patch else eval_kp
         files = [f for p in pairs for f in p.files]
         digest = _inputs_digest(files, source_dir, sha_cache)
         ids = [p.id for p in pairs]
@@ -708,7 +854,7 @@ def build_mini(
             scene=data["scene"], scene_names=data["scene_names"],
             attrs={
                 "source": source,
-                "protocol": _protocol(plan.describe(split), cfg, split, kp),
+                "protocol": _protocol(plan.describe(split), cfg, split, kp, dataset.by_patch),
                 "seed": int(cfg.seed),
                 "split": split,
                 "inputs_sha256": {"images": digest},
@@ -739,6 +885,8 @@ def build_mini(
         "test_sets": list(dataset.test_sets),
         "splits": splits,
     }
+    if dataset.by_patch:
+        summary["split_protocol"] = PATCH_SPLIT_LABEL
     atomic_write_json(out / "summary.json", summary)
     if progress:
         print(_count_line(name, splits, time.perf_counter() - start), file=sys.stdout, flush=True)
