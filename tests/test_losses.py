@@ -97,3 +97,131 @@ def test_full_objective_trains_every_parameter():
     terms["total"].backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing
+
+
+# -- ablation switches (LossConfig) ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def batch():
+    torch.manual_seed(0)
+    model = create_model("kglnet").train()
+    return model, torch.rand(4, 1, 64, 64), torch.rand(4, 1, 64, 64)
+
+
+def grads_after(model, terms):
+    model.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    return {n: p.grad for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("switch, off", [
+    ({"bce_weight": 0.0}, {"bce"}),
+    ({"triplet_weight": 0.0, "norm_weight": 0.0}, {"triplet", "norm"}),
+    ({"feature_weight": 0.0}, {"feature"}),
+    ({"triplet_weight": 0.0}, {"triplet"}),
+])
+def test_each_switch_removes_exactly_its_terms(batch, switch, off):
+    model, vis, other = batch
+    full = kglnet_loss(model, vis, other, LossConfig())
+    ablated = kglnet_loss(model, vis, other, LossConfig(**switch))
+    kept = {"triplet", "norm", "bce", "feature"} - off
+    for k in off:
+        assert ablated[k].item() == 0.0
+    for k in kept | {"d_pos", "d_neg"}:
+        assert torch.equal(ablated[k], full[k]), k  # every other term is untouched, bit for bit
+    assert torch.equal(ablated["total"], sum((ablated[k] for k in sorted(kept)), torch.zeros(())))
+
+
+def test_default_weights_reproduce_the_paper_objective(batch):
+    model, vis, other = batch
+    explicit = LossConfig(triplet_weight=1.0, norm_weight=0.1, bce_weight=1.0, feature_weight=1.0, negatives="hardest")
+    assert explicit == LossConfig()
+    terms = kglnet_loss(model, vis, other)
+    f = model.features(vis, other)
+    hard = hardest_negatives(f.desc_vis, f.desc_other)
+    from kglnet.losses import pair_distance
+    triplet = hybrid_triplet_loss(pair_distance(f.desc_vis, f.desc_other), hard.distance)
+    m_vis, m_other, labels = hnsm_pairs(f.diff_vis, f.diff_other, hard.vis_other_index)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(model.metric_logits(m_vis, m_other), labels)
+    expected = triplet + norm_loss(f.raw_vis, f.raw_other) + bce + feature_guided_loss(
+        f.common_vis, f.common_other, f.diff_vis, f.diff_other)
+    assert torch.equal(terms["total"], expected)
+
+
+def test_descriptor_alone_leaves_the_metric_head_without_gradient(batch):
+    model, vis, other = batch
+    grads = grads_after(model, kglnet_loss(model, vis, other, LossConfig(bce_weight=0.0)))
+    assert all(grads[n] is None for n in grads if n.startswith("metric_head."))
+    # the difference maps still learn through the feature-guided loss, the descriptor through the triplet
+    assert grads["metric_high_vis.0.0.weight"].abs().sum() > 0 and grads["desc_proj.weight"].abs().sum() > 0
+
+
+def test_metric_alone_trains_no_descriptor_projection(batch):
+    model, vis, other = batch
+    terms = kglnet_loss(model, vis, other, LossConfig(triplet_weight=0.0, norm_weight=0.0))
+    assert torch.equal(terms["total"], terms["bce"] + terms["feature"])
+    grads = grads_after(model, terms)
+    assert grads["desc_proj.weight"] is None and grads["desc_bn.weight"] is None
+    assert grads["metric_head.conv.weight"].abs().sum() > 0
+
+
+def test_no_feature_loss_total(batch):
+    model, vis, other = batch
+    terms = kglnet_loss(model, vis, other, LossConfig(feature_weight=0.0))
+    assert torch.equal(terms["total"], terms["triplet"] + terms["norm"] + terms["bce"])
+
+
+def test_random_negatives_are_never_the_positive_and_are_seeded():
+    from kglnet.losses import random_negative_index
+    g = torch.Generator().manual_seed(5)
+    draws = torch.stack([random_negative_index(7, "cpu", g) for _ in range(300)])  # [300, 7]
+    assert draws.dtype == torch.int64 and draws.device.type == "cpu"
+    assert not (draws == torch.arange(7)).any()
+    for i in range(7):  # every other index is drawn, about uniformly (300 / 6 = 50 expected)
+        counts = torch.bincount(draws[:, i], minlength=7)
+        assert counts[i] == 0 and (counts[torch.arange(7) != i] > 20).all()
+    assert torch.equal(random_negative_index(7, "cpu", torch.Generator().manual_seed(5)), draws[0])  # seeded
+    with pytest.raises(ValueError, match="at least 2"):
+        random_negative_index(1, "cpu", g)
+
+
+def test_random_negatives_replace_the_hardest_ones():
+    from kglnet.losses import random_negative_index
+    # VIS_i sits 3 degrees from X_{i+1}: the hardest X_j for VIS_i is always j = i + 1 (mod 8).
+    angles = [45.0 * i for i in range(8)]
+    vis, other = unit(*angles), unit(*[a - 42.0 for a in angles])
+    hardest = hardest_negatives(vis, other).vis_other_index
+    assert hardest.tolist() == [(i + 1) % 8 for i in range(8)]
+    rand = random_negative_index(8, "cpu", torch.Generator().manual_seed(0))
+    assert not torch.equal(rand, hardest) and not (rand == torch.arange(8)).any()
+
+
+def test_random_negatives_feed_the_metric_head(batch):
+    from kglnet.losses import random_negative_index
+    model, vis, other = batch
+    terms = kglnet_loss(model, vis, other, LossConfig(negatives="random"), generator=torch.Generator().manual_seed(9))
+    f = model.features(vis, other)
+    idx = random_negative_index(4, "cpu", torch.Generator().manual_seed(9))
+    m_vis, m_other, labels = hnsm_pairs(f.diff_vis, f.diff_other, idx)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(model.metric_logits(m_vis, m_other), labels)
+    assert torch.allclose(terms["bce"], expected)
+    full = kglnet_loss(model, vis, other)
+    for k in ("triplet", "norm", "feature"):
+        assert torch.equal(terms[k], full[k])
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"negatives": "easy"}, r"negatives.*hardest, random"),
+    ({"bce_weight": -1.0}, "bce_weight"),
+    ({"feature_weight": float("nan")}, "feature_weight"),
+    ({"triplet_weight": "1"}, "triplet_weight"),
+    ({"triplet_weight": 0, "norm_weight": 0, "bce_weight": 0, "feature_weight": 0}, "at least one"),
+])
+def test_bad_loss_settings(bad, match):
+    with pytest.raises(ValueError, match=match):
+        LossConfig(**bad)
+
+
+def test_unknown_loss_setting_is_named():
+    with pytest.raises(ValueError, match="bce_wieght"):
+        LossConfig.from_dict({"bce_wieght": 0.0})

@@ -150,3 +150,142 @@ def test_truncated_checkpoint(uninterrupted, tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="cut.pt"):
         load_model(cut)
+
+
+# -- ablations: selection branch, random negatives, resume keys -----------------------------------
+
+@pytest.fixture(scope="module")
+def micro_train(tiny_dataset, tmp_path_factory):
+    """The first 8 positive pairs of the tiny training file: two batches of 4, about a second per epoch."""
+    import h5py
+    import numpy as np
+
+    pairs = train_module.read_pairs(tiny_dataset / "train.h5")
+    pos = np.flatnonzero(pairs.label == 1)[:8]
+    path = tmp_path_factory.mktemp("micro") / "train.h5"
+    with h5py.File(path, "w") as f:
+        f["left"], f["right"] = pairs.left[pos], pairs.right[pos]
+        f["label"] = np.ones(len(pos), dtype=np.uint8)
+    return path
+
+
+MICRO = dict(batch_size=4, eval_batch_size=256, seed=1)
+
+
+@pytest.mark.parametrize("select_on, best_epoch", [("metric", 1), ("descriptor", 2)])
+def test_select_on_picks_the_best_epoch_of_that_branch(tiny_dataset, micro_train, tmp_path, monkeypatch,
+                                                       select_on, best_epoch):
+    scripted = iter([{"fpr95_metric": 10.0, "fpr95_descriptor": 50.0},
+                     {"fpr95_metric": 20.0, "fpr95_descriptor": 30.0},
+                     {"fpr95_metric": 15.0, "fpr95_descriptor": 40.0}])
+    monkeypatch.setattr(train_module, "validate", lambda *a, **k: next(scripted))
+    cfg = TrainConfig(epochs=3, select_on=select_on, **MICRO)
+    summary = train(micro_train, tiny_dataset / "val.h5", tmp_path, cfg, resume=False, progress=False)
+    assert summary["best"]["epoch"] == best_epoch and summary["select_on"] == select_on
+    assert summary["best"]["select_on"] == select_on
+    assert read_checkpoint(tmp_path / "best.pt")["best"]["epoch"] == best_epoch
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [h["select_on"] for h in history] == [select_on] * 3
+
+
+def test_bad_select_on_and_loss_settings_are_named():
+    with pytest.raises(ValueError, match=r"select_on.*metric, descriptor"):
+        TrainConfig(select_on="test")
+    with pytest.raises(ValueError, match=r"negatives.*hardest, random"):
+        TrainConfig.from_dict({"loss": {"negatives": "semi-hard"}})
+    with pytest.raises(ValueError, match="tripplet_weight"):
+        TrainConfig.from_dict({"loss": {"tripplet_weight": 0}})
+    cfg = TrainConfig.from_dict({"loss": {"bce_weight": 0}, "select_on": "descriptor"})
+    assert cfg.loss.bce_weight == 0 and cfg.loss.norm_weight == 0.1 and cfg.select_on == "descriptor"
+
+
+def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
+    import dataclasses
+    import hashlib
+
+    # A checkpoint written before the ablation switches existed fingerprinted exactly this.
+    legacy = dataclasses.asdict(TrainConfig())
+    for k in ("epochs", "device", "eval_batch_size", "threads", "select_on"):
+        legacy.pop(k)
+    for k in ("triplet_weight", "bce_weight", "feature_weight", "negatives"):
+        legacy["loss"].pop(k)
+    assert TrainConfig().resume_key() == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()
+    keys = {TrainConfig().resume_key()}
+    for changed in ({"select_on": "descriptor"}, {"loss": {"bce_weight": 0.0}}, {"loss": {"triplet_weight": 0.5}},
+                    {"loss": {"feature_weight": 0.0}}, {"loss": {"negatives": "random"}}, {"loss": {"norm_weight": 0.0}},
+                    {"model": "kglnet_shared_lowlevel"}):
+        keys.add(TrainConfig.from_dict(changed).resume_key())
+    assert len(keys) == 8
+
+
+def test_random_negatives_resume_exactly(tiny_dataset, micro_train, tmp_path):
+    cfg = dict(loss={"negatives": "random"}, augment=False, **MICRO)
+    full, split = tmp_path / "full", tmp_path / "split"
+    train(micro_train, tiny_dataset / "val.h5", full, TrainConfig.from_dict({**cfg, "epochs": 2}), resume=False, progress=False)
+    train(micro_train, tiny_dataset / "val.h5", split, TrainConfig.from_dict({**cfg, "epochs": 1}), resume=False, progress=False)
+    train(micro_train, tiny_dataset / "val.h5", split, TrainConfig.from_dict({**cfg, "epochs": 2}), progress=False)
+    assert "resuming" in (split / "train.log").read_text()
+    assert_same_weights(weights(split / "last.pt"), weights(full / "last.pt"))
+    # the negatives' generator really is in use: the hardest-negative run ends elsewhere
+    hardest = tmp_path / "hardest"
+    train(micro_train, tiny_dataset / "val.h5", hardest, TrainConfig.from_dict({**cfg, "epochs": 2, "loss": {}}),
+          resume=False, progress=False)
+    assert not torch.equal(weights(hardest / "last.pt")["metric_head.conv.weight"],
+                           weights(full / "last.pt")["metric_head.conv.weight"])
+
+
+# -- per-epoch monitoring of test files (SPEC 5, "paper protocol") --------------------------------
+
+@pytest.fixture(scope="module")
+def monitored_runs(tiny_dataset, micro_train, tmp_path_factory):
+    """The same 2-epoch micro run without and with two monitored files."""
+    monitor = {"test": tiny_dataset / "test.h5", "val_again": tiny_dataset / "val.h5"}
+    plain, watched = tmp_path_factory.mktemp("plain"), tmp_path_factory.mktemp("watched")
+    train(micro_train, tiny_dataset / "val.h5", plain, TrainConfig(epochs=2, **MICRO), resume=False, progress=False)
+    train(micro_train, tiny_dataset / "val.h5", watched, TrainConfig(epochs=2, **MICRO), resume=False, progress=False,
+          monitor=monitor)
+    return plain, watched, monitor
+
+
+def test_monitor_records_test_curves_without_changing_training(tiny_dataset, monitored_runs):
+    plain, watched, _ = monitored_runs
+    for name in ("last.pt", "best.pt"):
+        assert_same_weights(weights(watched / name), weights(plain / name))
+    # no extra checkpoint
+    assert sorted(p.name for p in watched.iterdir()) == ["best.pt", "config.json", "history.json", "last.pt", "train.log"]
+    history = json.loads((watched / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    for h in history:
+        assert set(h["test"]) == {"test", "val_again"}
+        assert set(h["test"]["test"]) == {"fpr95_metric", "fpr95_descriptor"}
+        assert all(0.0 <= v <= 100.0 for v in h["test"]["test"].values())
+        # same code path as validation: the validation file monitored gives the validation numbers
+        assert h["test"]["val_again"] == {"fpr95_metric": h["val_fpr95_metric"],
+                                          "fpr95_descriptor": h["val_fpr95_descriptor"]}
+    assert "test" not in json.loads((plain / "history.json").read_text())[0]
+    assert json.loads((watched / "config.json").read_text())["monitor"]["test"]["file"] == str(tiny_dataset / "test.h5")
+
+
+def test_monitor_survives_resume(tiny_dataset, micro_train, monitored_runs, tmp_path):
+    _, watched, monitor = monitored_runs
+    # interrupted after epoch 1 and resumed: the epoch-1 entry and its test curves survive
+    train(micro_train, tiny_dataset / "val.h5", tmp_path, TrainConfig(epochs=1, **MICRO), resume=False,
+          progress=False, monitor=monitor)
+    train(micro_train, tiny_dataset / "val.h5", tmp_path, TrainConfig(epochs=2, **MICRO), progress=False, monitor=monitor)
+    assert "resuming" in (tmp_path / "train.log").read_text()
+    resumed = json.loads((tmp_path / "history.json").read_text())
+    reference = json.loads((watched / "history.json").read_text())
+    assert [{k: h[k] for k in ("epoch", "test")} for h in resumed] == [{k: h[k] for k in ("epoch", "test")} for h in reference]
+    assert_same_weights(weights(tmp_path / "last.pt"), weights(watched / "last.pt"))
+
+
+def test_monitor_bad_file_is_named_before_training(tiny_dataset, micro_train, tmp_path):
+    from kglnet.data import PairFileError
+
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not hdf5")
+    for path in (garbage, tmp_path / "missing.h5"):
+        with pytest.raises(PairFileError, match=rf"{path.name}.*monitored test set 'scene'"):
+            train(micro_train, tiny_dataset / "val.h5", tmp_path / "out", TrainConfig(epochs=1, **MICRO),
+                  progress=False, monitor={"scene": path})
+        assert not (tmp_path / "out" / "last.pt").exists()

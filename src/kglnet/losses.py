@@ -1,12 +1,19 @@
-"""KGL-Net training objective (SPEC section 3). Every term has weight 1.
+"""KGL-Net training objective (SPEC section 3). Every term has weight 1 by default.
 
 All functions take batched tensors on the training device and return tensors on it: no host-side
 index tensors and no ``.item()`` calls, so a training step never waits on the host.
+
+:class:`LossConfig` also carries the paper's ablations (which have no published numbers): a weight
+per term (0 switches a term off) and the choice of the metric head's negatives (``"hardest"``:
+HNSM-M, or ``"random"``). The defaults are the paper's objective, bit for bit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +109,22 @@ def hnsm_pairs(diff_vis: torch.Tensor, diff_other: torch.Tensor, negative_index:
     return vis, other, labels
 
 
+def random_negative_index(p: int, device: torch.device | str,
+                          generator: torch.Generator | None = None) -> torch.Tensor:
+    """HNSM-M ablation: for each i a j != i drawn uniformly from the other P - 1 pairs. [P] int64.
+
+    ``j = (i + k) mod P`` with ``k`` uniform in 1..P-1, drawn from ``generator`` (on its own
+    device, then moved to ``device`` if they differ) or, without one, from torch's default
+    generator of ``device``. No host synchronisation.
+    """
+    if p < 2:
+        raise ValueError(f"random negatives need at least 2 pairs per batch, got {p}")
+    device = torch.device(device)
+    gen_device = generator.device if generator is not None else device
+    k = torch.randint(1, p, (p,), generator=generator, device=gen_device).to(device)
+    return (torch.arange(p, device=device) + k).remainder_(p)
+
+
 def feature_guided_loss(common_vis, common_other, diff_vis, diff_other) -> torch.Tensor:
     """MSE between the common and the difference map of the same patch, VIS term + other term.
 
@@ -110,25 +133,84 @@ def feature_guided_loss(common_vis, common_other, diff_vis, diff_other) -> torch
     return F.mse_loss(common_vis, diff_vis) + F.mse_loss(common_other, diff_other)
 
 
+NEGATIVES = ("hardest", "random")
+_WEIGHTS = ("triplet_weight", "norm_weight", "bce_weight", "feature_weight")
+
+
 @dataclass
 class LossConfig:
+    """Settings of :func:`kglnet_loss`; the defaults are the paper's objective.
+
+    Ablation switches (SPEC section 3 terms; the paper reports no numbers for them):
+
+    - ``bce_weight = 0``: descriptor branch alone; the metric head gets no gradient (select the
+      checkpoint on the descriptor FPR95: ``TrainConfig.select_on = "descriptor"``).
+    - ``triplet_weight = 0`` and ``norm_weight = 0``: metric branch alone. HNSM-M still mines the
+      metric head's negatives from the current descriptors (whose projection layer then gets no
+      gradient; layers 5-8 of the descriptor branch still learn through the feature-guided loss),
+      so the ablation removes the descriptor *objective*, not the mining.
+    - ``negatives = "random"``: HNSM-M replaced by a uniformly random X_j, j != i.
+    - ``feature_weight = 0``: no feature-guided loss.
+
+    A term whose weight is 0 is not computed at all (it is reported as 0).
+    """
+
     margin: float = 1.2
     alpha: float = 2.0
     exclude_at_most: float = 0.008
     norm_weight: float = 0.1
+    triplet_weight: float = 1.0
+    bce_weight: float = 1.0
+    feature_weight: float = 1.0
+    negatives: str = "hardest"
+
+    def __post_init__(self) -> None:
+        for name in _WEIGHTS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"loss setting {name} must be a finite number >= 0, got {value!r}")
+        if self.negatives not in NEGATIVES:
+            raise ValueError(f"loss setting negatives must be one of {', '.join(NEGATIVES)}; got {self.negatives!r}")
+        if not any(getattr(self, name) > 0 for name in _WEIGHTS):
+            raise ValueError(f"loss settings: at least one of {', '.join(_WEIGHTS)} must be > 0")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "LossConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown loss setting(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**values)
 
 
-def kglnet_loss(model, vis: torch.Tensor, other: torch.Tensor, cfg: LossConfig = LossConfig()) -> dict[str, torch.Tensor]:
-    """Full objective for a batch of P positive pairs. Returns the terms, their sum as ``total``,
-    and the mean positive / hardest-negative distances (detached) for logging."""
+def kglnet_loss(model, vis: torch.Tensor, other: torch.Tensor, cfg: LossConfig = LossConfig(),
+                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Full objective for a batch of P positive pairs. Returns the weighted terms (as they enter
+    the total; the norm term carries ``norm_weight`` as before), their sum as ``total``, and the
+    mean positive / hardest-negative distances (detached) for logging.
+
+    ``generator`` supplies the draws of ``cfg.negatives == "random"`` (see
+    :func:`random_negative_index`); the default objective draws nothing.
+    """
     f = model.features(vis, other)
     d_pos = pair_distance(f.desc_vis, f.desc_other)
+    # Mined in every configuration: it is HNSM-M's source and the logged d_neg.
     hard = hardest_negatives(f.desc_vis, f.desc_other, cfg.exclude_at_most)
-    triplet = hybrid_triplet_loss(d_pos, hard.distance, cfg.margin, cfg.alpha)
-    norm = norm_loss(f.raw_vis, f.raw_other, cfg.norm_weight)
-    m_vis, m_other, labels = hnsm_pairs(f.diff_vis, f.diff_other, hard.vis_other_index)
-    bce = F.binary_cross_entropy_with_logits(model.metric_logits(m_vis, m_other), labels)
-    feature = feature_guided_loss(f.common_vis, f.common_other, f.diff_vis, f.diff_other)
+    zero = d_pos.new_zeros(())
+    triplet = norm = bce = feature = zero
+    if cfg.triplet_weight > 0:
+        triplet = cfg.triplet_weight * hybrid_triplet_loss(d_pos, hard.distance, cfg.margin, cfg.alpha)
+    if cfg.norm_weight > 0:
+        norm = norm_loss(f.raw_vis, f.raw_other, cfg.norm_weight)
+    if cfg.bce_weight > 0:
+        if cfg.negatives == "random":
+            negative_index = random_negative_index(f.diff_vis.shape[0], f.diff_vis.device, generator)
+        else:
+            negative_index = hard.vis_other_index
+        m_vis, m_other, labels = hnsm_pairs(f.diff_vis, f.diff_other, negative_index)
+        bce = cfg.bce_weight * F.binary_cross_entropy_with_logits(model.metric_logits(m_vis, m_other), labels)
+    if cfg.feature_weight > 0:
+        feature = cfg.feature_weight * feature_guided_loss(f.common_vis, f.common_other, f.diff_vis, f.diff_other)
     return {
         "total": triplet + norm + bce + feature,
         "triplet": triplet, "norm": norm, "bce": bce, "feature": feature,

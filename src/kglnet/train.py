@@ -2,8 +2,10 @@
 
 Outputs in ``out_dir``:
   last.pt       full state after the latest epoch (model, optimiser, RNG states, history), every epoch
-  best.pt       weights of the epoch with the lowest validation FPR95 (metric branch): the reported model
-  history.json  one record per epoch (losses, distances, validation FPR95, timings)
+  best.pt       weights of the epoch with the lowest validation FPR95 (the metric branch, or the
+                descriptor branch with ``select_on="descriptor"``): the reported model
+  history.json  one record per epoch (losses, distances, validation FPR95, timings, and the FPR95
+                of every monitored test file: the "paper protocol" curves of SPEC section 5)
   config.json   the resolved training configuration and input checksums
   train.log     the log
 Every file is written atomically, so a run killed at any moment leaves the last complete epoch.
@@ -28,7 +30,7 @@ from tqdm import tqdm
 from . import __version__
 from .augment import PairAugmentation
 from .checkpoint import cpu_state_dict, read_checkpoint, save_checkpoint
-from .data import read_pairs
+from .data import PairFileError, read_pairs
 from .evaluation import fpr95_descriptor, fpr95_metric
 from .inference import resolve_device, score_pairs
 from .losses import LossConfig, kglnet_loss
@@ -54,6 +56,13 @@ class TrainConfig:
     eval_batch_size: int = 512
     threads: int = 0                 # torch CPU threads; 0 keeps torch's default
     loss: LossConfig = field(default_factory=LossConfig)
+    select_on: str = "metric"        # validation FPR95 that picks best.pt: "metric" or "descriptor"
+
+    def __post_init__(self) -> None:
+        if self.select_on not in SELECT_ON:
+            raise ValueError(f"select_on must be one of {', '.join(SELECT_ON)}; got {self.select_on!r}")
+        if isinstance(self.loss, dict):
+            self.loss = LossConfig.from_dict(self.loss)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -61,20 +70,34 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown training setting(s) {unknown}; allowed: {sorted(known)}")
-        values = dict(values)
-        if isinstance(values.get("loss"), dict):
-            values["loss"] = LossConfig(**values["loss"])
-        return cls(**values)
+        return cls(**values)  # __post_init__ turns a "loss" dict into a LossConfig
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def resume_key(self) -> str:
-        """Fingerprint of everything that must match for a resume to be exact (all but epochs/device)."""
+        """Fingerprint of everything that must match for a resume to be exact (all but epochs/device).
+
+        Settings added after the first checkpoints were written (the ablation switches and
+        ``select_on``) enter the fingerprint only when they differ from their defaults, which are
+        the earlier behaviour: a checkpoint made before they existed still resumes, and any
+        changed setting still refuses it.
+        """
         d = self.to_dict()
         for volatile in ("epochs", "device", "eval_batch_size", "threads"):
             d.pop(volatile)
+        for key, default in _LATER_DEFAULTS.items():
+            if d.get(key) == default:
+                d.pop(key)
+        for key, default in _LATER_LOSS_DEFAULTS.items():
+            if d["loss"].get(key) == default:
+                d["loss"].pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
+SELECT_ON = ("metric", "descriptor")
+_LATER_DEFAULTS = {"select_on": "metric"}
+_LATER_LOSS_DEFAULTS = {"triplet_weight": 1.0, "bce_weight": 1.0, "feature_weight": 1.0, "negatives": "hardest"}
 
 
 class TrainingDiverged(RuntimeError):
@@ -124,32 +147,58 @@ def _setup_logging(out_dir: Path) -> logging.Handler:
     return handler
 
 
-def _selection_score(record: dict[str, Any]) -> float:
-    """Validation score used to pick best.pt: the metric branch (the one the paper reports),
-    falling back to the descriptor branch for models without one."""
+def _selection_score(record: dict[str, Any], select_on: str = "metric") -> float:
+    """Validation score used to pick best.pt. ``select_on="metric"``: the metric branch (the one
+    the paper reports), falling back to the descriptor branch for models without one;
+    ``"descriptor"``: the descriptor branch (e.g. the descriptor-alone ablation)."""
+    if select_on == "descriptor":
+        return record["val_fpr95_descriptor"]
     value = record.get("val_fpr95_metric")
     return value if value is not None else record["val_fpr95_descriptor"]
 
 
+def _read_monitor(monitor: dict[str, str | os.PathLike] | None) -> dict[str, tuple[Path, Any]]:
+    """Load every monitored pair file up front, so a bad one stops the run before training."""
+    out: dict[str, tuple[Path, Any]] = {}
+    for name, path in (monitor or {}).items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"monitor: test-set names must be non-empty strings, got {name!r}")
+        path = Path(path)
+        try:
+            out[name] = (path, read_pairs(path, require_both_labels=True))
+        except PairFileError as exc:
+            raise PairFileError(path, f"{exc.problem} (monitored test set {name!r})") from None
+    return out
+
+
 def train(train_file: str | os.PathLike, val_file: str | os.PathLike, out_dir: str | os.PathLike,
-          cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[str, Any]:
+          cfg: TrainConfig, resume: bool = True, progress: bool = True,
+          monitor: dict[str, str | os.PathLike] | None = None) -> dict[str, Any]:
     """Train ``cfg.model`` on the positive pairs of ``train_file``; select on ``val_file``.
 
     With ``resume`` and a compatible ``last.pt`` in ``out_dir`` (same settings and training data),
     training continues after the last completed epoch and ends with the same weights as an
     uninterrupted run (bit for bit on the CPU). Returns the summary written to best.pt.
+
+    ``monitor`` (test-set name -> balanced pair file) is evaluated after every epoch exactly as
+    the validation file is, and recorded in that epoch's history entry as
+    ``"test": {name: {"fpr95_metric": .., "fpr95_descriptor": ..}}``: the curves from which the
+    reference's test-selected "paper protocol" number is read (SPEC section 5). It never selects
+    a checkpoint, writes no extra checkpoint and does not change training (evaluation runs in
+    eval mode without gradients and draws no random numbers).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     handler = _setup_logging(out_dir)
     try:
-        return _train(Path(train_file), Path(val_file), out_dir, cfg, resume, progress)
+        return _train(Path(train_file), Path(val_file), out_dir, cfg, resume, progress, monitor)
     finally:
         log.removeHandler(handler)
         handler.close()
 
 
-def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, resume: bool, progress: bool) -> dict[str, Any]:
+def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, resume: bool, progress: bool,
+           monitor: dict[str, str | os.PathLike] | None) -> dict[str, Any]:
     if cfg.batch_size < 2:
         raise ValueError(f"batch_size must be at least 2 (hard-negative mining), got {cfg.batch_size}")
     if cfg.epochs < 1:
@@ -164,6 +213,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
         raise ValueError(f"{train_file}: training needs at least 2 positive pairs, found {len(positives)}")
     val_set = read_pairs(val_file, require_both_labels=True)
     inputs = {"train": sha256_file(train_file), "val": sha256_file(val_file)}
+    monitored = _read_monitor(monitor)
 
     # Training data lives on the training device as uint8; batches are cast there.
     train_vis = torch.from_numpy(train_set.left[positives]).to(device)
@@ -175,6 +225,8 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     optimizer = _make_optimizer(model, cfg)
     augment = PairAugmentation(photometric=cfg.augment, geometric=cfg.augment)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    # Draws of the random-negatives ablation; its own stream, saved in last.pt like aug_gen.
+    neg_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
     history: list[dict[str, Any]] = []
     start_epoch = 1
     best: dict[str, Any] | None = None
@@ -188,6 +240,8 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             model.load_state_dict(state["model_state"])
             optimizer.load_state_dict(state["optimizer_state"])
             aug_gen.set_state(state["rng"]["augment"])
+            if "negatives" in state["rng"]:  # absent from checkpoints made before the ablations
+                neg_gen.set_state(state["rng"]["negatives"])
             torch.set_rng_state(state["rng"]["torch"])
             history = state["history"]
             best = state.get("best")
@@ -200,6 +254,8 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     atomic_write_json(out_dir / "config.json", {
         "train": cfg.to_dict(), "train_file": str(train_file), "val_file": str(val_file),
         "inputs_sha256": inputs, "train_positives": n, "val_pairs": len(val_set),
+        "monitor": {name: {"file": str(path), "sha256": sha256_file(path), "pairs": len(pairs)}
+                    for name, (path, pairs) in monitored.items()},
         "parameters": count_parameters(model), "device": str(device), "torch": torch.__version__,
         "kglnet": __version__,
     })
@@ -218,7 +274,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             vis = train_vis.index_select(0, idx).unsqueeze(1).float().div_(255.0)
             other = train_other.index_select(0, idx).unsqueeze(1).float().div_(255.0)
             vis, other = augment(vis, other, aug_gen)
-            terms = kglnet_loss(model, vis, other, cfg.loss)
+            terms = kglnet_loss(model, vis, other, cfg.loss, generator=neg_gen)
             if not torch.isfinite(terms["total"]):
                 raise TrainingDiverged(
                     f"non-finite loss at epoch {epoch}, step {step} "
@@ -238,22 +294,28 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             **{f"loss_{k}" if k not in ("d_pos", "d_neg") else k: float(v) / len(bounds) for k, v in sums.items()},
             "val_fpr95_descriptor": val["fpr95_descriptor"],
             "val_fpr95_metric": val["fpr95_metric"],
+            "select_on": cfg.select_on,
             "train_seconds": train_seconds,
             "train_pairs_per_s": n / train_seconds,
-            "epoch_seconds": time.perf_counter() - t0,
         }
+        if monitored:
+            record["test"] = {name: {"fpr95_metric": r["fpr95_metric"], "fpr95_descriptor": r["fpr95_descriptor"]}
+                              for name, r in ((name, validate(model, pairs, cfg.eval_batch_size, device))
+                                              for name, (_, pairs) in monitored.items())}
+        record["epoch_seconds"] = time.perf_counter() - t0
         history.append(record)
         log.info("epoch %d: %s", epoch, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
 
         meta = {"epoch": epoch, "config": cfg.to_dict(), "inputs": inputs, "kglnet": __version__}
-        if best is None or _selection_score(record) < best["score"]:
-            best = {"epoch": epoch, "score": _selection_score(record),
+        score = _selection_score(record, cfg.select_on)
+        if best is None or score < best["score"]:
+            best = {"epoch": epoch, "score": score, "select_on": cfg.select_on,
                     "val_fpr95_metric": val["fpr95_metric"], "val_fpr95_descriptor": val["fpr95_descriptor"]}
             best_state = cpu_state_dict(model)
             save_checkpoint(out_dir / "best.pt", model, best_state, selection="validation", best=best, **meta)
         save_checkpoint(
             last_path, model, optimizer_state=optimizer.state_dict(),
-            rng={"augment": aug_gen.get_state(), "torch": torch.get_rng_state()},
+            rng={"augment": aug_gen.get_state(), "negatives": neg_gen.get_state(), "torch": torch.get_rng_state()},
             history=history, best=best, best_model_state=best_state, resume_key=cfg.resume_key(), **meta,
         )
         atomic_write_json(out_dir / "history.json", history)
@@ -267,8 +329,8 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
         save_checkpoint(out_dir / "best.pt", model, best_state, selection="validation", best=best,
                         epoch=best["epoch"], config=cfg.to_dict(), inputs=inputs, kglnet=__version__)
     atomic_write_json(out_dir / "history.json", history)
-    summary = {"best": best, "epochs": len(history), "out_dir": str(out_dir)}
-    log.info("done: best epoch %d, validation FPR95 %.2f%%", best["epoch"], best["score"])
+    summary = {"best": best, "select_on": cfg.select_on, "epochs": len(history), "out_dir": str(out_dir)}
+    log.info("done: best epoch %d, validation FPR95 (%s) %.2f%%", best["epoch"], cfg.select_on, best["score"])
     return summary
 
 

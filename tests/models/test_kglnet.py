@@ -117,3 +117,60 @@ def test_initialisation():
     assert torch.equal(m.low_vis[1].tau, torch.full_like(m.low_vis[1].tau, -1.0))
     assert torch.count_nonzero(m.desc_proj.bias) == 0
     assert torch.equal(m.desc_bn.weight, torch.ones(128))
+
+
+# -- ablation: one low-level stack shared by both modalities --------------------------------------
+
+def _low_level_stack_parameters() -> int:
+    """Layers 1-4 of SPEC section 2, counted from their shapes alone."""
+    def conv(c_in, c_out, k=3):
+        return c_in * c_out * k * k + c_out          # weight + bias
+    def frn(c):
+        return 2 * c                                  # gamma, beta (eps is a buffer)
+    def tlu(c):
+        return c                                      # tau
+    eca = {32: 3, 64: 3}                              # 1-D conv kernel, no bias
+    return (frn(1) + tlu(1)
+            + conv(1, 32) + frn(32) + tlu(32)
+            + conv(32, 32) + frn(32) + tlu(32) + eca[32]
+            + conv(32, 64) + frn(64) + tlu(64)
+            + conv(64, 64) + frn(64) + tlu(64) + eca[64])
+
+
+def test_shared_lowlevel_parameter_count():
+    low = _low_level_stack_parameters()
+    assert low == 65_577
+    shared = create_model("kglnet_shared_lowlevel")
+    assert "kglnet_shared_lowlevel" in list_models()
+    assert count_parameters(shared) == 6_409_713 - low == 6_344_136
+    features, head = shared.parameter_groups()
+    assert sum(p.numel() for p in features) == 5_555_696 - low
+    assert sum(p.numel() for p in head) == 854_017
+
+
+def test_shared_lowlevel_sends_both_modalities_through_one_stack():
+    from kglnet.models.layers import LowLevelStack
+
+    torch.manual_seed(0)
+    m = create_model("kglnet_shared_lowlevel").eval()
+    stacks = [mod for mod in m.modules() if isinstance(mod, LowLevelStack)]
+    assert stacks == [m.low] and not hasattr(m, "low_vis") and not hasattr(m, "low_other")
+    seen = []
+    hook = m.low.register_forward_hook(lambda _m, inp, _out: seen.append(inp[0].shape[0]))
+    a, b = torch.rand(3, 1, 64, 64), torch.rand(3, 1, 64, 64)
+    try:
+        with torch.no_grad():
+            f_ab, f_ba = m.features(a, b), m.features(b, a)
+    finally:
+        hook.remove()
+    assert seen == [6, 6]  # one pass over both modalities' batches
+    # same stack (and shared layers 5-8): a patch gets the same common map whichever side it is on
+    assert torch.allclose(f_ab.common_vis, f_ba.common_other, atol=1e-5)
+    assert torch.allclose(f_ab.common_other, f_ba.common_vis, atol=1e-5)
+    # ... and both low-level maps are exactly what the shared stack makes of each patch alone
+    with torch.no_grad():
+        assert torch.allclose(m.metric_high_vis(m.low(a)), f_ab.diff_vis, atol=1e-5)
+        assert torch.allclose(m.metric_high_other(m.low(b)), f_ab.diff_other, atol=1e-5)
+    kgl = create_model("kglnet").eval()
+    with torch.no_grad():  # the pseudo-Siamese original does not have that symmetry
+        assert not torch.allclose(kgl.features(a, b).common_vis, kgl.features(b, a).common_other, atol=1e-3)

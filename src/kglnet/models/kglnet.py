@@ -81,11 +81,15 @@ class KGLNet(nn.Module):
     """
 
     descriptor_dim = 128
+    shared_low_level = False  # True in KGLNetSharedLowLevel (ablation)
 
     def __init__(self) -> None:
         super().__init__()
-        self.low_vis = LowLevelStack()
-        self.low_other = LowLevelStack()
+        if self.shared_low_level:
+            self.low = LowLevelStack()               # one stack for both modalities
+        else:
+            self.low_vis = LowLevelStack()
+            self.low_other = LowLevelStack()
         self.desc_high = HighLevelStack()            # shared by both modalities
         self.desc_proj = nn.Conv2d(256, self.descriptor_dim, kernel_size=8, bias=True)
         self.desc_bn = nn.BatchNorm2d(self.descriptor_dim)
@@ -114,7 +118,7 @@ class KGLNet(nn.Module):
         check_patch_batch(other, "other")
         if vis.shape[0] != other.shape[0]:
             raise ValueError(f"vis and other batches differ in size: {vis.shape[0]} vs {other.shape[0]}")
-        low_vis, low_other = self.low_vis(vis), self.low_other(other)
+        low_vis, low_other = self._low_level(vis, other)
         common_vis, common_other = self.desc_high(low_vis), self.desc_high(low_other)
         raw_vis, desc_vis = self._descriptor(common_vis)
         raw_other, desc_other = self._descriptor(common_other)
@@ -124,6 +128,14 @@ class KGLNet(nn.Module):
             diff_vis=self.metric_high_vis(low_vis), diff_other=self.metric_high_other(low_other),
         )
 
+    def _low_level(self, vis: torch.Tensor, other: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.shared_low_level:
+            # One pass over both batches: FRN, TLU and ECA work per sample (no batch statistics),
+            # so this equals running the stack on each modality separately.
+            low = self.low(torch.cat([vis, other], dim=0))
+            return low[: vis.shape[0]], low[vis.shape[0]:]
+        return self.low_vis(vis), self.low_other(other)
+
     def metric_logits(self, diff_vis: torch.Tensor, diff_other: torch.Tensor) -> torch.Tensor:
         """Metric-branch logits [B] for pairs of difference maps [B,256,8,8]."""
         return self.metric_head(diff_vis, diff_other)
@@ -132,3 +144,12 @@ class KGLNet(nn.Module):
         """Inference on aligned pairs: (desc_vis [B,128], desc_other [B,128], match probability [B])."""
         f = self.features(vis, other)
         return f.desc_vis, f.desc_other, torch.sigmoid(self.metric_logits(f.diff_vis, f.diff_other))
+
+
+@register_model("kglnet_shared_lowlevel")
+class KGLNetSharedLowLevel(KGLNet):
+    """Ablation: KGL-Net with ONE low-level stack (layers 1-4) shared by both modalities (Siamese
+    instead of pseudo-Siamese low level); everything else as :class:`KGLNet`. 6,344,136 parameters
+    (one low-level stack, 65,577, fewer)."""
+
+    shared_low_level = True
