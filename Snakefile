@@ -10,6 +10,10 @@ if not config:
     configfile: "params.yaml"
 
 
+# `snakemake --report report.html`: the figures flagged in the rules, with this description.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -35,7 +39,7 @@ rule data_all:
 rule train_all:
     """All trained checkpoints (the DVC 'train' stage)."""
     input:
-        [f"checkpoints/{d}/{m}/best.pt" for d in DATASETS for m in models_of(d)],
+        [f"checkpoints/{run_dir(d, m, s)}/best.pt" for d in DATASETS for m, s in runs(d)],
 
 
 rule evaluate_all:

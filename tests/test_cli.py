@@ -23,6 +23,7 @@ def test_models_lists_name_tab_parameters(capsys):
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert "kglnet\t6409713" in lines
+    assert "kglnet_shared_lowlevel\t6344136" in lines
     assert all(len(line.split("\t")) == 2 for line in lines)
 
 
@@ -120,3 +121,61 @@ def test_fetch_offline_without_mirror_says_how_to_supply(tmp_path, monkeypatch):
     result = run_cli("fetch", "--source", "3mos", "--dest", tmp_path / "raw", "--no-download", "--no-progress")
     assert result.returncode == 2
     assert "KGLNET_MIRROR" in result.stderr and "mirror" in result.stderr
+
+
+# -- kglnet train --monitor NAME=FILE.h5 ... ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def micro_train(tiny_dataset, tmp_path_factory):
+    """8 positive pairs from the tiny training file, written with plain h5py: a quick training run."""
+    with h5py.File(tiny_dataset / "train.h5", "r") as f:
+        pos = np.flatnonzero(f["label"][:] == 1)[:8]
+        left, right = f["left"][:][pos], f["right"][:][pos]
+    path = tmp_path_factory.mktemp("cli_micro") / "train.h5"
+    with h5py.File(path, "w") as f:
+        f["left"], f["right"], f["label"] = left, right, np.ones(len(pos), dtype=np.uint8)
+    return path
+
+
+def test_train_monitor_puts_test_curves_in_the_history(tiny_dataset, micro_train, tmp_path, capsys):
+    history_out = tmp_path / "history.json"
+    rc = main(["train", "--train", str(micro_train), "--val", str(tiny_dataset / "val.h5"), "--out-dir",
+               str(tmp_path / "run"), "--config", '{"epochs": 1, "batch_size": 4, "select_on": "descriptor"}',
+               "--device", "cpu", "--no-progress", "--history-out", str(history_out),
+               "--monitor", f"test={tiny_dataset / 'test.h5'}", f"val={tiny_dataset / 'val.h5'}"])
+    assert rc == 0
+    assert json.loads(capsys.readouterr().out)["select_on"] == "descriptor"
+    (entry,) = json.loads(history_out.read_text())
+    assert set(entry["test"]) == {"test", "val"}
+    assert entry["test"]["val"]["fpr95_descriptor"] == entry["val_fpr95_descriptor"]
+    assert 0.0 <= entry["test"]["test"]["fpr95_metric"] <= 100.0
+
+
+@pytest.mark.parametrize("item", ["test.h5", "=test.h5", "test="])
+def test_train_monitor_bad_syntax_exits_2(item, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--train", "a.h5", "--val", "b.h5", "--out-dir", "out", "--monitor", item])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--monitor" in err and "NAME=FILE.h5" in err and repr(item) in err
+
+
+@pytest.mark.parametrize("make_bad, message", [
+    (lambda p: None, "not found"),
+    (lambda p: p.write_bytes(b"garbage"), "HDF5"),
+])
+def test_train_monitor_bad_file_exits_2_naming_it(tiny_dataset, micro_train, tmp_path, make_bad, message, capsys):
+    bad = tmp_path / "scene.h5"
+    make_bad(bad)
+    rc = main(["train", "--train", str(micro_train), "--val", str(tiny_dataset / "val.h5"), "--out-dir",
+               str(tmp_path / "run"), "--no-progress", "--monitor", f"ok={tiny_dataset / 'test.h5'}", f"field={bad}"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "'field'" in err and message.lower() in err.lower()
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_train_monitor_duplicate_name_exits_2(tiny_dataset, micro_train, tmp_path, capsys):
+    rc = main(["train", "--train", str(micro_train), "--val", str(tiny_dataset / "val.h5"), "--out-dir",
+               str(tmp_path / "run"), "--monitor", f"a={tiny_dataset / 'test.h5'}", f"a={tiny_dataset / 'val.h5'}"])
+    assert rc == 2 and "'a' given twice" in capsys.readouterr().err

@@ -35,6 +35,31 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
+def _name_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value.strip()
+
+
+def _monitor_item(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name.strip() or not path.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE.h5, got {text!r}")
+    return name.strip(), Path(path.strip())
+
+
+def _monitor_dict(items: Sequence[tuple[str, Path]] | None) -> dict[str, Path] | None:
+    if not items:
+        return None
+    out: dict[str, Path] = {}
+    for name, path in items:
+        if name in out:
+            raise ValueError(f"--monitor: test-set name {name!r} given twice")
+        out[name] = path
+    return out
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .models import count_parameters, create_model, list_models
 
@@ -105,7 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.device is not None:
         settings["device"] = args.device
     cfg = TrainConfig.from_dict(settings)
-    summary = train(args.train, args.val, args.out_dir, cfg, resume=args.resume, progress=not args.no_progress)
+    summary = train(args.train, args.val, args.out_dir, cfg, resume=args.resume, progress=not args.no_progress,
+                    monitor=_monitor_dict(args.monitor))
     if args.history_out:
         history = Path(args.out_dir) / "history.json"
         with atomic_path(args.history_out) as tmp:
@@ -126,7 +152,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.runner import evaluate_checkpoint, write_outputs
 
     names = _test_set_names(args.pairs, args.names)
-    results, roc = evaluate_checkpoint(args.checkpoint, args.pairs, names, batch_size=args.batch_size, device=args.device)
+    results, roc = evaluate_checkpoint(args.checkpoint, args.pairs, names, batch_size=args.batch_size,
+                                       device=args.device, grid_dir=args.grid_dir)
     for name in names:
         print(json.dumps(results[name], sort_keys=True))
     if args.metrics_out:
@@ -154,7 +181,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .evaluation.runner import make_report
 
     make_report(args.dataset, metrics=args.metrics, roc=args.roc, histories=args.history,
-                table_md=args.table_md, table_csv=args.table_csv, figures_dir=args.figures_dir)
+                table_md=args.table_md, table_csv=args.table_csv, figures_dir=args.figures_dir,
+                summary_out=args.summary_out, paper_table=args.paper_table,
+                paper_methods=dict(args.paper_method))
     return 0
 
 
@@ -210,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--history-out", type=Path, help="also copy the per-epoch history JSON here")
+    p.add_argument("--monitor", nargs="+", type=_monitor_item, metavar="NAME=FILE.h5",
+                   help="test pair files evaluated after every epoch (never used for selection); their FPR95 "
+                        "goes into the history as \"test\": {NAME: {fpr95_metric, fpr95_descriptor}} "
+                        "(the paper protocol's test-selected curves, SPEC 5)")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue after the last completed epoch in OUT_DIR/last.pt when it was made with the "
                         "same settings and data (default); --no-resume starts from scratch")
@@ -229,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model name in the record (default: kglnet)")
     p.add_argument("--label", help="row label in tables")
     p.add_argument("--selection", default="validation", help="how the checkpoint was selected")
+    p.add_argument("--grid-dir", type=Path,
+                   help="also draw the qualitative figure per test set: GRID_DIR/matches_<name>.png")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("baseline", help="FPR95 of a hand-crafted method on pair files")
@@ -249,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table-md", required=True, type=Path)
     p.add_argument("--table-csv", required=True, type=Path)
     p.add_argument("--figures-dir", required=True, type=Path)
+    p.add_argument("--summary-out", type=Path, help="write the seeds x protocols summary JSON (DVC metrics)")
+    p.add_argument("--paper-table", choices=["visnir", "vislwir", "os"],
+                   help="the paper's table to put beside ours")
+    p.add_argument("--paper-method", nargs="*", default=[], type=_name_value, metavar="MODEL=NAME",
+                   help="the paper's name of a model or baseline, e.g. kglnet=KGL-Net sift=SIFT")
     p.set_defaults(func=cmd_report)
     return parser
 

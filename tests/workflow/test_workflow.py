@@ -42,19 +42,48 @@ def run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedPr
 def test_snakemake_runs_the_tiny_config_end_to_end(tmp_path):
     project = _copy_project(tmp_path)
     run(["snakemake", "--cores", "2", "--configfile", "config/test.yaml"], project)
-    for model in ("kglnet", "ncc", "sift"):
-        record = json.loads((project / f"results/metrics/builtin/{model}.json").read_text())
+    for path in ("kglnet/seed0", "ncc", "sift"):
+        record = json.loads((project / f"results/metrics/builtin/{path}.json").read_text())
         assert record["test_sets"]["test"]["pairs"] > 0
         assert 0 <= record["mean"]["fpr95_metric"] <= 100
-    assert (project / "checkpoints/builtin/kglnet/best.pt").stat().st_size > 20_000_000  # 6.4 M float32 weights
-    assert (project / "results/figures/builtin/roc_test.png").read_bytes()[:4] == b"\x89PNG"
-    assert (project / "results/figures/builtin/training_kglnet.png").exists()
+    run_record = json.loads((project / "results/metrics/builtin/kglnet/seed0.json").read_text())
+    assert run_record["seed"] == 0 and run_record["parameters"] == 6_409_713
+    assert run_record["reported"] == "metric" and run_record["architecture"] == "kglnet"
+    assert (project / "checkpoints/builtin/kglnet/seed0/best.pt").stat().st_size > 20_000_000  # 6.4 M float32 weights
+    for figure in ("figures/builtin/roc_test.png", "figures/builtin/training_kglnet_seed0.png",
+                   "figures/builtin/fpr95_vs_parameters.png", "qualitative/builtin/matches_test.png"):
+        assert (project / "results" / figure).read_bytes()[:4] == b"\x89PNG", figure
+    # The paper protocol reads the per-epoch test scores of the history.
+    history = json.loads((project / "results/training/builtin/kglnet/seed0.json").read_text())
+    assert set(history[0]["test"]) == {"test"}
+    summary = json.loads((project / "results/metrics/builtin/summary.json").read_text())
+    kgl = summary["methods"]["kglnet"]
+    assert kgl["seeds"] == [0] and kgl["paper"]["test"]["mean"] == history[0]["test"]["test"]["fpr95_metric"]
     table = (project / "results/tables/builtin.md").read_text()
     for label in ("KGL-Net", "NCC", "SIFT"):
-        assert f"| {label} |" in table
+        assert f"| {label} | metric |" in table
     # Nothing is left to do: a second run is a no-op.
     dry = run(["snakemake", "-n", "--configfile", "config/test.yaml"], project)
     assert "Nothing to be done" in dry.stdout + dry.stderr
+    # The HTML report embeds every flagged figure.
+    run(["snakemake", "--report", "report.html", "--configfile", "config/test.yaml"], project)
+    html = (project / "report.html").read_text(errors="replace")
+    for figure in ("matches_test.png", "roc_test.png", "fpr95_vs_parameters.png", "training_kglnet_seed0.png"):
+        assert figure in html, figure
+
+
+def test_ablations_and_seeds_fan_out_as_independent_jobs(tmp_path):
+    project = _copy_project(tmp_path)
+    dry = run(["snakemake", "-n", "--configfile", "config/test.yaml", "--config", "ablations=True"], project)
+    out = dry.stdout + dry.stderr
+    for name in ("kglnet", "kglnet_descriptor_only", "kglnet_metric_only", "kglnet_random_negatives",
+                 "kglnet_no_feature_guided", "kglnet_shared_lowlevel"):
+        assert f"checkpoints/builtin/{name}/seed0/best.pt" in out, name
+    seeds = project / "config/seeds.yaml"
+    seeds.write_text("models: {kglnet: {seeds: [0, 3, 7]}}\n")
+    dry = run(["snakemake", "-n", "--configfile", "config/test.yaml", str(seeds)], project)
+    out = dry.stdout + dry.stderr
+    assert all(f"checkpoints/builtin/kglnet/seed{s}/best.pt" in out for s in (0, 3, 7))
 
 
 def test_snakemake_rejects_a_bad_config(tmp_path):
@@ -96,21 +125,36 @@ def _fake_bundle(root: Path, sets=PAPER_SETS) -> Path:
 def test_paper_config_runs_on_a_bundle_and_checkpoints_evaluate(tmp_path):
     project = _copy_project(tmp_path / "project")
     bundle = _fake_bundle(tmp_path / "mydata")
-    cmd = ["snakemake", "--cores", "2", "--configfile", "config/paper.yaml", "config/cpu-smoke.yaml",
+    short = project / "config/short.yaml"  # 1 epoch of 16 pairs, two seeds: a CPU-sized paper run
+    short.write_text("datasets:\n" + "".join(
+        f"  paper_{d}: {{train: {{epochs: 1, batch_size: 16}}}}\n" for d in ("visnir", "vislwir", "os")
+    ) + "models: {kglnet: {seeds: [0, 1]}}\nablations: false\n")
+    cmd = ["snakemake", "--cores", "2", "--configfile", "config/paper.yaml", str(short),
            "--config", f"bundle={bundle}"]
     run(cmd, project)
-    for dataset, tests in (("visnir", PAPER_SETS[1:9]), ("vislwir", ["test"]), ("os", ["test"])):
+    for dataset, tests in (("paper_visnir", PAPER_SETS[1:9]), ("paper_vislwir", ["test"]), ("paper_os", ["test"])):
         train, val = read_pairs(project / f"data/{dataset}/train.h5"), read_pairs(project / f"data/{dataset}/val.h5")
         assert len(train) + len(val) == 180 and 0 < len(val) < len(train)
-        record = json.loads((project / f"results/metrics/{dataset}/kglnet.json").read_text())
-        assert sorted(record["test_sets"]) == sorted(tests)
-        assert all(r["pairs"] == 36 for r in record["test_sets"].values())
-    assert read_pairs(project / "data/vislwir/test.h5").scene_names == ["lwir_test"]
-    history = json.loads((project / "results/training/os/kglnet.json").read_text())
-    assert len(history) == 1  # cpu-smoke's 1 epoch overrides the paper's 200
+        for seed in (0, 1):
+            record = json.loads((project / f"results/metrics/{dataset}/kglnet/seed{seed}.json").read_text())
+            assert sorted(record["test_sets"]) == sorted(tests) and record["seed"] == seed
+            assert all(r["pairs"] == 36 for r in record["test_sets"].values())
+            history = json.loads((project / f"results/training/{dataset}/kglnet/seed{seed}.json").read_text())
+            assert len(history) == 1  # the override's 1 epoch replaces the paper's 100 / 200
+    assert read_pairs(project / "data/paper_vislwir/test.h5").scene_names == ["lwir_test"]
+    # The table puts the paper's numbers beside ours, both protocols, over the two seeds.
+    table = (project / "results/tables/paper_visnir.md").read_text()
+    assert "## Beside the paper (table `visnir`)" in table and "### KGL-Net" in table and "### SIFT" in table
+    assert "| KGL-Net | metric | 2 | validation |" in table and "| KGL-Net | metric | 2 | paper |" in table
+    assert table.count("| field | 1.00 |") == 1 and "| field | 39.44 |" in table  # KGL-Net, SIFT
+    summary = json.loads((project / "results/metrics/paper_os/summary.json").read_text())
+    assert summary["methods"]["kglnet"]["published"] == {"test": 4.36}
+    assert summary["methods"]["kglnet"]["validation"]["test"]["n"] == 2
+    assert (project / "results/figures/paper_visnir/fpr95_vs_parameters.png").exists()
+    assert len(list((project / "results/qualitative/paper_visnir").glob("matches_*.png"))) == 8
     # A trained checkpoint works with the stand-alone evaluate command on any pair file.
-    out = run(["kglnet", "evaluate", "--checkpoint", "checkpoints/visnir/kglnet/best.pt",
-               "--pairs", "data/visnir/field.h5"], project)
+    out = run(["kglnet", "evaluate", "--checkpoint", "checkpoints/paper_visnir/kglnet/seed1/best.pt",
+               "--pairs", "data/paper_visnir/field.h5"], project)
     assert json.loads(out.stdout.splitlines()[0])["pairs"] == 36
 
 
@@ -145,7 +189,7 @@ def test_dvc_repro_then_nothing_to_do_and_diffs(tmp_path):
 
     run(["dvc", "repro"], project)
     assert (project / "dvc.lock").exists()
-    assert (project / "results/metrics/builtin/kglnet.json").exists()
+    assert (project / "results/metrics/builtin/kglnet/seed0.json").exists()
     second = run(["dvc", "repro"], project)
     assert "Running stage" not in second.stdout  # every stage is up to date
     run(["git", "add", "-A"], project)
@@ -153,8 +197,8 @@ def test_dvc_repro_then_nothing_to_do_and_diffs(tmp_path):
 
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     shown = json.dumps(metrics)
-    for model in ("kglnet", "ncc", "sift"):  # the three metrics files are read, with their FPR95
-        assert f"results/metrics/builtin/{model}.json" in shown
+    for path in ("summary", "kglnet/seed0", "ncc", "sift"):  # the metrics files are read, with their FPR95
+        assert f"results/metrics/builtin/{path}.json" in shown
     assert "fpr95_metric" in shown
     params = project / "params.yaml"
     params.write_text(params.read_text().replace("epochs: 1\n      batch_size: 16", "epochs: 2\n      batch_size: 16"))
@@ -162,4 +206,34 @@ def test_dvc_repro_then_nothing_to_do_and_diffs(tmp_path):
     assert "datasets.builtin.train.epochs" in diff
     status = run(["dvc", "status"], project).stdout
     assert "train" in status and "data:" not in status  # only training (and what follows) is stale
-    run(["dvc", "metrics", "diff"], project)
+
+    # A second commit: `dvc metrics diff` names each dataset, method, protocol and test set.
+    run(["dvc", "repro"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "two epochs"], project)
+    diff = json.loads(run(["dvc", "metrics", "diff", "HEAD~1", "--all", "--json"], project).stdout)
+    summary_diff = diff["results/metrics/builtin/summary.json"]
+    for protocol in ("validation", "paper"):
+        assert f"methods.kglnet.{protocol}.test.mean" in summary_diff
+    # `dvc plots diff` renders the ROC and training curves of both commits.
+    run(["dvc", "plots", "diff", "HEAD~1", "-o", "plots_html"], project)
+    html = (project / "plots_html/index.html").read_text()
+    assert "tpr" in html and "val_fpr95_metric" in html
+
+    # A local-folder remote: push, lose the cache and the data, pull everything back.
+    run(["dvc", "remote", "add", "-d", "store", str(tmp_path / "remote")], project)
+    run(["dvc", "push"], project)
+    best = project / "checkpoints/builtin/kglnet/seed0/best.pt"
+    digest = best.read_bytes()
+    shutil.rmtree(project / ".dvc/cache")
+    shutil.rmtree(project / "checkpoints")
+    shutil.rmtree(project / "data")
+    run(["dvc", "pull"], project)
+    assert best.read_bytes() == digest and (project / "data/builtin/test.h5").exists()
+    assert "up to date" in run(["dvc", "status"], project).stdout
+
+    # An experiment on a hyperparameter, run in the workspace.
+    run(["dvc", "exp", "run", "-S", "datasets.builtin.train.batch_size=8", "-n", "batch8"], project)
+    shown = run(["dvc", "exp", "show", "--json"], project).stdout
+    assert "batch8" in shown
+    assert "batch_size: 8" in params.read_text()

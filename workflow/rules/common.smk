@@ -6,6 +6,18 @@ from snakemake.utils import validate
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
+# `ablations: true` adds the paper's ablations (kglnet.ablations) beside every `kglnet` entry.
+if config.get("ablations"):
+    from kglnet.ablations import ablation_entries
+
+    if "kglnet" not in config["models"]:
+        raise ValueError("config ablations: true needs a 'kglnet' entry under 'models' to vary")
+    for _name, _entry in ablation_entries(config["models"]["kglnet"]).items():
+        config["models"].setdefault(_name, _entry)
+    for _ds in config["datasets"].values():
+        if "kglnet" in _ds["models"]:
+            _ds["models"] = list(_ds["models"]) + [n for n in ablation_entries({}) if n not in _ds["models"]]
+
 DATASETS = list(config["datasets"])
 BASELINES = list(config["baselines"])
 
@@ -30,10 +42,26 @@ def split_files(dataset):
     return [f"data/{dataset}/{split}.h5" for split in ("train", "val")] + test_files(dataset)
 
 
-def train_settings(dataset, model):
-    """The model's settings, overridden by the dataset's; 'label' is for tables only."""
-    settings = {k: v for k, v in config["models"][model].items() if k != "label"}
+# Keys of a model entry that describe the run for the workflow and tables, not for training.
+_WORKFLOW_KEYS = ("label", "seeds", "paper_method")
+
+
+def seeds_of(model):
+    return config["models"][model].get("seeds", [0])
+
+
+def runs(dataset):
+    """(model, seed) of every training run of a dataset: each is an independent job."""
+    return [(m, s) for m in models_of(dataset) for s in seeds_of(m)]
+
+
+def train_settings(dataset, model, seed):
+    """The model entry's settings, overridden by the dataset's, for one seed. An entry names its
+    architecture with `model:` (default: the entry's own name), so ablations are entries too."""
+    settings = {k: v for k, v in config["models"][model].items() if k not in _WORKFLOW_KEYS}
     settings.update(dataset_cfg(dataset).get("train", {}))
+    settings.setdefault("model", model)
+    settings["seed"] = int(seed)
     return settings
 
 
@@ -41,18 +69,50 @@ def model_label(model):
     return config["models"][model].get("label", model)
 
 
+def paper_protocol():
+    """Score the test sets after every epoch, for the paper's best-test-epoch protocol."""
+    return config["evaluation"].get("paper_protocol", True)
+
+
+def run_dir(dataset, model, seed):
+    return f"{dataset}/{model}/seed{seed}"
+
+
+def run_metrics(dataset):
+    return [f"results/metrics/{run_dir(dataset, m, s)}.json" for m, s in runs(dataset)]
+
+
+def run_histories(dataset):
+    return [f"results/training/{run_dir(dataset, m, s)}.json" for m, s in runs(dataset)]
+
+
 def all_metrics(dataset):
-    return [f"results/metrics/{dataset}/{m}.json" for m in models_of(dataset) + BASELINES]
+    return run_metrics(dataset) + [f"results/metrics/{dataset}/{b}.json" for b in BASELINES]
 
 
 def roc_files(dataset):
-    return [f"results/roc/{dataset}/{m}.json" for m in models_of(dataset) + BASELINES] + [
-        f"results/roc/{dataset}/{m}.descriptor.json" for m in models_of(dataset)
-    ]
+    """ROC points of each model's first seed (the figures show one run per model) and baselines."""
+    first = [run_dir(dataset, m, seeds_of(m)[0]) for m in models_of(dataset)]
+    return (
+        [f"results/roc/{r}.json" for r in first]
+        + [f"results/roc/{r}.descriptor.json" for r in first]
+        + [f"results/roc/{dataset}/{b}.json" for b in BASELINES]
+    )
 
 
 def report_outputs(dataset):
-    return [f"results/tables/{dataset}.md", f"results/tables/{dataset}.csv"]
+    return [
+        f"results/tables/{dataset}.md",
+        f"results/tables/{dataset}.csv",
+        f"results/metrics/{dataset}/summary.json",
+        f"results/qualitative/{dataset}",
+    ]
+
+
+def paper_methods():
+    """model or baseline -> the paper's name for it, for the tables' published column."""
+    named = {m: e["paper_method"] for m, e in config["models"].items() if "paper_method" in e}
+    return {**{"sift": "SIFT"}, **named}
 
 
 from kglnet.data.converters import bundle_set_files, check_bundle
@@ -94,6 +154,15 @@ for _name, _ds in config["datasets"].items():
     for _model in _ds["models"]:
         if _model not in config["models"]:
             raise ValueError(f"config datasets.{_name}.models: {_model!r} has no entry under 'models' ({', '.join(config['models'])})")
+
+from kglnet.models import list_models
+
+for _model, _entry in config["models"].items():
+    _arch = _entry.get("model", _model)
+    if _arch not in list_models():
+        raise ValueError(f"config models.{_model}: architecture {_arch!r} is not registered; set 'model:' to one of {', '.join(list_models())}")
+    if len(set(_entry.get("seeds", [0]))) != len(_entry.get("seeds", [0])):
+        raise ValueError(f"config models.{_model}.seeds: repeated seed in {_entry['seeds']}")
 
 # The bundle cannot be downloaded: check it before any job starts and list everything missing.
 if BUNDLE:

@@ -1,25 +1,33 @@
-# Training: one job per (dataset, model); resumes from checkpoints/<dataset>/<model>/last.pt.
+# Training: one job per (dataset, model, seed); resumes from checkpoints/<run>/last.pt.
 
 
 rule train:
     input:
         train="data/{dataset}/train.h5",
         val="data/{dataset}/val.h5",
+        # The test sets are only scored after each epoch (paper protocol), never trained on.
+        monitor=lambda w: test_files(w.dataset) if paper_protocol() else [],
     output:
-        best="checkpoints/{dataset}/{model}/best.pt",
-        history="results/training/{dataset}/{model}.json",
+        best="checkpoints/{dataset}/{model}/seed{seed}/best.pt",
+        history="results/training/{dataset}/{model}/seed{seed}.json",
     params:
-        out_dir=lambda w: f"checkpoints/{w.dataset}/{w.model}",
+        out_dir=lambda w: f"checkpoints/{run_dir(w.dataset, w.model, w.seed)}",
         # Passed whole, so Snakemake's params trigger reruns training when any setting changes.
-        settings=lambda w: json.dumps(train_settings(w.dataset, w.model), sort_keys=True),
+        settings=lambda w: json.dumps(train_settings(w.dataset, w.model, w.seed), sort_keys=True),
+        monitor=lambda w, input: (
+            "--monitor " + " ".join(f"{n}={f}" for n, f in zip(test_sets(w.dataset), input.monitor))
+            if input.monitor else ""
+        ),
+    wildcard_constraints:
+        seed=r"\d+",
     threads: 64  # capped at --cores; torch uses them all
     resources:
         gpu=1,
     conda:
         "../envs/kglnet.yaml"
     log:
-        "logs/train/{dataset}/{model}.log",
+        "logs/train/{dataset}/{model}/seed{seed}.log",
     shell:
         "kglnet train --train {input.train} --val {input.val} --out-dir {params.out_dir}"
-        " --config {params.settings:q} --threads {threads} --history-out {output.history}"
-        " --no-progress > {log} 2>&1"
+        " --config {params.settings:q} {params.monitor} --threads {threads}"
+        " --history-out {output.history} --no-progress > {log} 2>&1"
