@@ -289,3 +289,52 @@ def test_monitor_bad_file_is_named_before_training(tiny_dataset, micro_train, tm
             train(micro_train, tiny_dataset / "val.h5", tmp_path / "out", TrainConfig(epochs=1, **MICRO),
                   progress=False, monitor={"scene": path})
         assert not (tmp_path / "out" / "last.pt").exists()
+
+
+# -- the baselines train in the same loop, each with its own objective ---------------------------
+
+@pytest.mark.parametrize("model, objective, branches", [
+    ("hardnet", "hardnet", ("descriptor",)),
+    ("two_channel", "bce_random_negatives", ("metric",)),
+])
+def test_a_baseline_trains_with_its_own_objective_and_evaluates(tiny_dataset, micro_train, tmp_path,
+                                                                 monkeypatch, model, objective, branches):
+    from kglnet import objectives
+    from kglnet.evaluation.runner import evaluate_checkpoint, write_outputs
+
+    used = []
+    real = objectives.get_objective
+
+    def spy(name):
+        used.append(name)
+        return real(name)
+
+    monkeypatch.setattr(objectives, "get_objective", spy)
+    cfg = TrainConfig(model=model, epochs=1, optimizer="sgd", lr_features=0.01, weight_decay=1e-4,
+                      augment=False, **MICRO)
+    summary = train(micro_train, tiny_dataset / "val.h5", tmp_path / "run", cfg, progress=False)
+    assert used and set(used) == {objective}
+    assert summary["best"]["epoch"] == 1
+    results, rocs = evaluate_checkpoint(tmp_path / "run/best.pt", [str(tiny_dataset / "test.h5")], ["test"],
+                                        grid_dir=tmp_path / "grid")
+    assert tuple(rocs["test"]) == branches
+    assert (results["test"]["fpr95_descriptor"] is None) == ("descriptor" not in branches)
+    assert (tmp_path / "grid/matches_test.png").exists()
+    record = write_outputs(results, rocs, metrics_out=tmp_path / "m.json", roc_out=tmp_path / "r.json",
+                           roc_descriptor_out=tmp_path / "rd.json", dataset="tiny", model=model,
+                           label=model, selection="validation", checkpoint=tmp_path / "run/best.pt")
+    assert record["reported"] == branches[0] and record["architecture"] == model
+    assert json.loads((tmp_path / "rd.json").read_text()) == []  # one branch: no second curve
+
+
+def test_weight_decay_and_momentum_reach_the_optimiser_and_are_checked():
+    from kglnet.models import create_model
+
+    opt = train_module._make_optimizer(create_model("hardnet"), TrainConfig(
+        model="hardnet", optimizer="sgd", momentum=0.0, weight_decay=5e-4))
+    assert len(opt.param_groups) == 1 and opt.param_groups[0]["momentum"] == 0.0
+    assert opt.param_groups[0]["weight_decay"] == 5e-4
+    with pytest.raises(ValueError, match="weight_decay"):
+        TrainConfig(weight_decay=-1.0)
+    with pytest.raises(ValueError, match="momentum"):
+        TrainConfig(momentum=1.5)

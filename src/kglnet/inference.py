@@ -28,10 +28,11 @@ def score_pairs(model: torch.nn.Module, left: np.ndarray, right: np.ndarray, bat
 
     Args:
         model: a registered model in eval mode whose forward returns
-            ``(desc_left [B,D], desc_right [B,D], probability [B] or None)``.
+            ``(desc_left [B,D] or None, desc_right [B,D] or None, probability [B] or None)``
+            (a descriptor model has no probability, a metric-only model no descriptors).
         left, right: uint8 [N,64,64].
     Returns:
-        ``{"distance": float32 [N] Euclidean distance of the L2-normalised descriptors,
+        ``{"distance": float32 [N] Euclidean distance of the L2-normalised descriptors, or None,
         "probability": float32 [N] metric-branch match probability, or None}``.
     """
     device = torch.device(device)
@@ -42,11 +43,14 @@ def score_pairs(model: torch.nn.Module, left: np.ndarray, right: np.ndarray, bat
         vis = to_patch_tensor(left[start:start + batch_size], device)
         other = to_patch_tensor(right[start:start + batch_size], device)
         desc_vis, desc_other, prob = model(vis, other)
-        distances.append(torch.linalg.vector_norm(desc_vis - desc_other, dim=1).float().cpu())
+        if desc_vis is not None:
+            distances.append(torch.linalg.vector_norm(desc_vis - desc_other, dim=1).float().cpu())
         if prob is not None:
             probabilities.append(prob.float().cpu())
     model.train(was_training)
+    if not distances and not probabilities:
+        raise ValueError(f"{type(model).__name__} returned neither descriptors nor a probability")
     return {
-        "distance": torch.cat(distances).numpy(),
+        "distance": torch.cat(distances).numpy() if distances else None,
         "probability": torch.cat(probabilities).numpy() if probabilities else None,
     }

@@ -57,10 +57,16 @@ class TrainConfig:
     threads: int = 0                 # torch CPU threads; 0 keeps torch's default
     loss: LossConfig = field(default_factory=LossConfig)
     select_on: str = "metric"        # validation FPR95 that picks best.pt: "metric" or "descriptor"
+    weight_decay: float = 0.0        # L2 penalty of the optimiser (baselines' papers use some)
+    momentum: float = 0.9            # SGD momentum
 
     def __post_init__(self) -> None:
         if self.select_on not in SELECT_ON:
             raise ValueError(f"select_on must be one of {', '.join(SELECT_ON)}; got {self.select_on!r}")
+        for name in ("weight_decay", "momentum"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be a number in [0, 1); got {value!r}")
         if isinstance(self.loss, dict):
             self.loss = LossConfig.from_dict(self.loss)
 
@@ -96,7 +102,7 @@ class TrainConfig:
 
 
 SELECT_ON = ("metric", "descriptor")
-_LATER_DEFAULTS = {"select_on": "metric"}
+_LATER_DEFAULTS = {"select_on": "metric", "weight_decay": 0.0, "momentum": 0.9}
 _LATER_LOSS_DEFAULTS = {"triplet_weight": 1.0, "bce_weight": 1.0, "feature_weight": 1.0, "negatives": "hardest"}
 
 
@@ -120,20 +126,42 @@ def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
 
 
 def _make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    features, head = model.parameter_groups()
-    groups = [{"params": features, "lr": cfg.lr_features}, {"params": head, "lr": cfg.lr_head}]
+    # KGL-Net splits its parameters (feature network / metric head, two learning rates); a model
+    # without parameter_groups() trains everything at lr_features.
+    if hasattr(model, "parameter_groups"):
+        features, head = model.parameter_groups()
+    else:
+        features, head = list(model.parameters()), []
+    groups = [{"params": features, "lr": cfg.lr_features}]
+    if head:
+        groups.append({"params": head, "lr": cfg.lr_head})
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, weight_decay=0.0)
+        return torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
         # The reference's SGD option dropped the metric head; here both groups are optimised.
-        return torch.optim.SGD(groups, momentum=0.9, weight_decay=0.0)
+        return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; allowed: adam, sgd")
+
+
+def training_terms(model: torch.nn.Module, vis: torch.Tensor, other: torch.Tensor, cfg: TrainConfig,
+                   generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """The loss terms of one batch of positive pairs: KGL-Net's objective (with ``cfg.loss``) for
+    models whose ``objective`` is "kglnet" (the default), else the model's own objective from
+    :data:`kglnet.objectives.OBJECTIVES` (each baseline's paper loss)."""
+    objective = getattr(model, "objective", "kglnet")
+    if objective == "kglnet":
+        return kglnet_loss(model, vis, other, cfg.loss, generator=generator)
+    from .objectives import get_objective
+
+    return get_objective(objective)(model, vis, other, generator=generator)
 
 
 def validate(model: torch.nn.Module, pairs, batch_size: int, device: torch.device) -> dict[str, float | None]:
     """FPR95 (both definitions, percent) of ``model`` on a balanced PairSet."""
     scores = score_pairs(model, pairs.left, pairs.right, batch_size=batch_size, device=device)
-    out: dict[str, float | None] = {"fpr95_descriptor": fpr95_descriptor(scores["distance"], pairs.label)}
+    distance = scores["distance"]
+    out: dict[str, float | None] = {
+        "fpr95_descriptor": fpr95_descriptor(distance, pairs.label) if distance is not None else None}
     prob = scores["probability"]
     out["fpr95_metric"] = fpr95_metric(prob, pairs.label) if prob is not None else None
     return out
@@ -151,10 +179,10 @@ def _selection_score(record: dict[str, Any], select_on: str = "metric") -> float
     """Validation score used to pick best.pt. ``select_on="metric"``: the metric branch (the one
     the paper reports), falling back to the descriptor branch for models without one;
     ``"descriptor"``: the descriptor branch (e.g. the descriptor-alone ablation)."""
+    metric, descriptor = record.get("val_fpr95_metric"), record.get("val_fpr95_descriptor")
     if select_on == "descriptor":
-        return record["val_fpr95_descriptor"]
-    value = record.get("val_fpr95_metric")
-    return value if value is not None else record["val_fpr95_descriptor"]
+        return descriptor if descriptor is not None else metric
+    return metric if metric is not None else descriptor
 
 
 def _read_monitor(monitor: dict[str, str | os.PathLike] | None) -> dict[str, tuple[Path, Any]]:
@@ -274,7 +302,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             vis = train_vis.index_select(0, idx).unsqueeze(1).float().div_(255.0)
             other = train_other.index_select(0, idx).unsqueeze(1).float().div_(255.0)
             vis, other = augment(vis, other, aug_gen)
-            terms = kglnet_loss(model, vis, other, cfg.loss, generator=neg_gen)
+            terms = training_terms(model, vis, other, cfg, neg_gen)
             if not torch.isfinite(terms["total"]):
                 raise TrainingDiverged(
                     f"non-finite loss at epoch {epoch}, step {step} "

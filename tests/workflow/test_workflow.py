@@ -79,6 +79,12 @@ def test_ablations_and_seeds_fan_out_as_independent_jobs(tmp_path):
     for name in ("kglnet", "kglnet_descriptor_only", "kglnet_metric_only", "kglnet_random_negatives",
                  "kglnet_no_feature_guided", "kglnet_shared_lowlevel"):
         assert f"checkpoints/builtin/{name}/seed0/best.pt" in out, name
+    dry = run(["snakemake", "-n", "-p", "--configfile", "config/test.yaml", "--config", "zoo=True"], project)
+    out = dry.stdout + dry.stderr
+    for name in ("l2net", "hardnet", "sosnet", "hynet", "tfeat", "siamese", "pseudo_siamese",
+                 "two_channel", "matchnet"):
+        assert f"checkpoints/builtin/{name}/seed0/best.pt" in out, name
+    assert '"lr_features": 0.05, "model": "siamese", "momentum": 0.9' in out  # Aguilera's SGD
     seeds = project / "config/seeds.yaml"
     seeds.write_text("models: {kglnet: {seeds: [0, 3, 7]}}\n")
     dry = run(["snakemake", "-n", "--configfile", "config/test.yaml", str(seeds)], project)
@@ -237,3 +243,17 @@ def test_dvc_repro_then_nothing_to_do_and_diffs(tmp_path):
     shown = run(["dvc", "exp", "show", "--json"], project).stdout
     assert "batch8" in shown
     assert "batch_size: 8" in params.read_text()
+
+
+@pytest.mark.parametrize("name", ["mini", "paper"])
+def test_dvc_pipeline_of_a_config_tracks_every_dataset(name):
+    import yaml
+
+    config = yaml.safe_load((REPO / f"config/{name}.yaml").read_text())
+    stage = yaml.safe_load((REPO / f"pipelines/{name}/dvc.yaml").read_text())["stages"][name]
+    assert stage["wdir"] == "../.." and stage["cmd"] == f"snakemake --cores all --configfile config/{name}.yaml"
+    outs = {o if isinstance(o, str) else next(iter(o)) for o in stage["outs"]}
+    metrics = {next(iter(m)) for m in stage["metrics"]}
+    for dataset in config["datasets"]:
+        assert {f"data/{dataset}", f"checkpoints/{dataset}", f"results/tables/{dataset}.md"} <= outs, dataset
+        assert f"results/metrics/{dataset}/summary.json" in metrics, dataset

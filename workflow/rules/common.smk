@@ -6,17 +6,26 @@ from snakemake.utils import validate
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
-# `ablations: true` adds the paper's ablations (kglnet.ablations) beside every `kglnet` entry.
-if config.get("ablations"):
-    from kglnet.ablations import ablation_entries
-
+# `ablations: true` adds the paper's ablations (kglnet.ablations), `zoo: true` the baselines of its
+# tables (kglnet.zoo), beside every dataset's `kglnet` entry and derived from it.
+def _add_entries(switch, make_entries):
+    if not config.get(switch):
+        return
     if "kglnet" not in config["models"]:
-        raise ValueError("config ablations: true needs a 'kglnet' entry under 'models' to vary")
-    for _name, _entry in ablation_entries(config["models"]["kglnet"]).items():
-        config["models"].setdefault(_name, _entry)
-    for _ds in config["datasets"].values():
-        if "kglnet" in _ds["models"]:
-            _ds["models"] = list(_ds["models"]) + [n for n in ablation_entries({}) if n not in _ds["models"]]
+        raise ValueError(f"config {switch}: true needs a 'kglnet' entry under 'models' to derive from")
+    entries = make_entries(config["models"]["kglnet"])
+    for name, entry in entries.items():
+        config["models"].setdefault(name, entry)
+    for ds in config["datasets"].values():
+        if "kglnet" in ds["models"]:
+            ds["models"] = list(ds["models"]) + [n for n in entries if n not in ds["models"]]
+
+
+from kglnet.ablations import ablation_entries
+from kglnet.zoo import zoo_entries
+
+_add_entries("ablations", ablation_entries)
+_add_entries("zoo", zoo_entries)
 
 DATASETS = list(config["datasets"])
 BASELINES = list(config["baselines"])

@@ -41,19 +41,23 @@ def _curve(scores: np.ndarray, labels: np.ndarray) -> dict[str, list[float]]:
     return {"fpr": [round(float(v), 6) for v in fpr], "tpr": [round(float(v), 6) for v in tpr]}
 
 
-def _score_file(name: str, path: str, labels: np.ndarray, distance: np.ndarray, probability: np.ndarray | None,
-                seconds: float) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]]]:
+def _score_file(name: str, path: str, labels: np.ndarray, distance: np.ndarray | None,
+                probability: np.ndarray | None, seconds: float,
+                ) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]]]:
     """Both FPR95 definitions for one file: descriptor on distances, metric on probabilities
-    (for a method without a metric branch, on ``-distance``, i.e. the same ranking)."""
+    (for a method without a metric branch, on ``-distance``, i.e. the same ranking; a metric-only
+    model has no descriptor FPR95)."""
     scores = probability if probability is not None else -distance
     result = {
         "file": str(path), "test_set": name, "pairs": int(len(labels)),
         "positives": int(labels.sum()), "negatives": int(len(labels) - labels.sum()),
-        "fpr95_descriptor": fpr95_descriptor(distance, labels),
+        "fpr95_descriptor": fpr95_descriptor(distance, labels) if distance is not None else None,
         "fpr95_metric": fpr95_metric(scores, labels),
         "pairs_per_s": len(labels) / seconds if seconds > 0 else None,
     }
-    roc = {"descriptor": _curve(-distance, labels)}
+    roc = {}
+    if distance is not None:
+        roc["descriptor"] = _curve(-distance, labels)
     if probability is not None:
         roc["metric"] = _curve(probability, labels)
     return result, roc
@@ -81,7 +85,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, files: Sequence[str], nam
         results[name], rocs[name] = _score_file(name, path, pairs.label, scores["distance"], scores["probability"], seconds)
         results[name]["device"] = str(dev)
         if grid_dir is not None:
-            if branch == "metric":
+            if scores["probability"] is not None and (branch == "metric" or scores["distance"] is None):
                 score, higher = scores["probability"], True
             else:
                 score, higher = scores["distance"], False
@@ -89,10 +93,11 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, files: Sequence[str], nam
             counts = plot_match_grid(
                 pairs.left, pairs.right, pairs.label, score, threshold,
                 Path(grid_dir) / f"matches_{name}.png",
-                title=f"{state['model_name']} ({branch} branch) on {name} at 95% TPR",
+                title=f"{state['model_name']} ({'metric' if higher else 'descriptor'} branch) on {name} at 95% TPR",
                 higher_is_match=higher,
             )
-            results[name]["operating_point"] = {"branch": branch, "threshold": float(threshold), **counts}
+            results[name]["operating_point"] = {"branch": "metric" if higher else "descriptor",
+                                                "threshold": float(threshold), **counts}
     return results, rocs
 
 
@@ -135,7 +140,9 @@ def checkpoint_facts(checkpoint: str | os.PathLike) -> dict[str, Any]:
         "parameters": count_parameters(model),
         "seed": config.get("seed"),
         "epoch": state.get("epoch"),
-        "reported": config.get("select_on", "metric"),
+        # A two-branch model reports the branch it was selected on; a single-branch model its own.
+        "reported": ("descriptor" if config.get("select_on") == "descriptor"
+                     else getattr(model, "reported_branch", "metric")),
     }
 
 
@@ -146,7 +153,8 @@ def write_outputs(results: Results, rocs: Rocs, *, metrics_out: str | os.PathLik
     """Write the metrics record (``results/metrics/<dataset>/<model>.json``) and ROC points.
 
     ``roc_out`` gets the reported curve: the metric branch where the method has one, else the
-    descriptor distance; ``roc_descriptor_out`` the descriptor-branch curve of a two-branch model.
+    descriptor distance; ``roc_descriptor_out`` the descriptor-branch curve of a two-branch model
+    (an empty list for a model with one branch).
     """
     test_sets = {name: {k: v for k, v in r.items() if k != "test_set"} for name, r in results.items()}
     record = {
@@ -157,12 +165,16 @@ def write_outputs(results: Results, rocs: Rocs, *, metrics_out: str | os.PathLik
         record.update(checkpoint_facts(checkpoint))
     atomic_write_json(metrics_out, record)
     has_metric = all("metric" in branches for branches in rocs.values())
+    has_descriptor = all("descriptor" in branches for branches in rocs.values())
     if roc_out is not None:
         _write_roc(roc_out, model, rocs, "metric" if has_metric else "descriptor")
     if roc_descriptor_out is not None:
-        if not has_metric:
-            raise ValueError(f"{model} has no metric branch: its only ROC curve goes to roc_out")
-        _write_roc(roc_descriptor_out, model, rocs, "descriptor")
+        # The second curve exists only for a two-branch model; a single-branch model gets an empty
+        # list, so a workflow can declare the file for every model.
+        if has_metric and has_descriptor:
+            _write_roc(roc_descriptor_out, model, rocs, "descriptor")
+        else:
+            atomic_write_json(roc_descriptor_out, [])
     return record
 
 

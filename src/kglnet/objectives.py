@@ -1,0 +1,270 @@
+"""Training objectives of the baseline models (:mod:`kglnet.models.descriptors`, ``metric_nets``).
+
+``OBJECTIVES[name](model, vis, other, generator=None) -> dict[str, Tensor]``: ``"total"`` (the
+scalar to minimise) plus logging terms, for a batch of P POSITIVE pairs (VIS_i, X_i) (the training
+files hold positives only; negatives come from the batch), P >= 2. Each model names its objective
+in its class attribute ``objective``; :func:`objective_for` looks it up.
+
+Everything stays on the tensors' device: no host synchronisation, no host-side index tensors (random
+negatives are drawn with :func:`kglnet.losses.random_negative_index`, from ``generator`` when one
+is given, so the draws are reproducible). Distances between L2-normalised descriptors are
+:func:`kglnet.losses.descriptor_distance`, ``sqrt(|2 - 2 a.b| + 1e-6)`` (HardNet's formula for
+unit vectors).
+
+Model interfaces the objectives use: ``model(vis, other)`` (descriptors) for ``hardnet``,
+``sosnet``, ``tfeat``, ``l2net``; ``model.raw_descriptors(vis, other)`` for ``hynet``;
+``model.logits(vis, other)`` for ``bce_random_negatives``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .losses import (descriptor_distance, hardest_negatives, hybrid_triplet_loss, norm_loss, pair_distance,
+                     random_negative_index)
+from .models.layers import l2_normalize
+
+# A distance no real pair reaches (unit descriptors are at most 2 apart): removes a candidate
+# from a minimum.
+_EXCLUDED = 10.0
+
+
+def _check_batch(p: int) -> None:
+    if p < 2:
+        raise ValueError(f"in-batch negatives need at least 2 pairs per batch, got {p}")
+
+
+def _descriptors(model, vis: torch.Tensor, other: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    desc_vis, desc_other, _ = model(vis, other)
+    if desc_vis is None or desc_other is None:
+        raise TypeError(f"{type(model).__name__} returns no descriptors; use a metric objective")
+    _check_batch(desc_vis.shape[0])
+    return desc_vis, desc_other
+
+
+# --------------------------------------------------------------------------- building blocks --
+
+def hardest_in_batch(desc_vis: torch.Tensor, desc_other: torch.Tensor, anchor_swap: bool = True,
+                     exclude_at_most: float = 0.008) -> tuple[torch.Tensor, torch.Tensor]:
+    """HardNet's sampling: (d_pos [P], d_neg [P]) from the VIS-X distance matrix D [P,P].
+
+    ``d_pos[i] = D[i,i]``; ``d_neg[i] = min_{j != i} D[i,j]`` (nearest X_j to VIS_i), and with
+    ``anchor_swap`` also ``min_{j != i} D[j,i]`` (nearest VIS_j to X_i). Entries at most
+    ``exclude_at_most`` apart are left out as likely false negatives (HardNet's code, 0.008).
+    """
+    _check_batch(desc_vis.shape[0])
+    d = descriptor_distance(desc_vis, desc_other)
+    eye = torch.eye(d.shape[0], dtype=torch.bool, device=d.device)
+    masked = d.masked_fill(eye | (d <= exclude_at_most), _EXCLUDED)
+    d_neg = masked.min(dim=1).values
+    if anchor_swap:
+        d_neg = torch.minimum(d_neg, masked.min(dim=0).values)
+    return d.diagonal(), d_neg
+
+
+def hardnet_triplet_loss(desc_vis: torch.Tensor, desc_other: torch.Tensor, margin: float = 1.0,
+                         anchor_swap: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``mean_i max(0, margin + d_pos_i - d_neg_i)`` with :func:`hardest_in_batch`.
+
+    Returns (loss, d_pos, d_neg).
+    """
+    d_pos, d_neg = hardest_in_batch(desc_vis, desc_other, anchor_swap)
+    return F.relu(margin + d_pos - d_neg).mean(), d_pos, d_neg
+
+
+def sos_regularizer(desc_vis: torch.Tensor, desc_other: torch.Tensor, k: int = 8) -> torch.Tensor:
+    """SOSNet's second-order similarity term.
+
+    ``R = 1/P sum_i sqrt( sum_{j in c_i} (D_v[i,j] - D_x[i,j])^2 )`` with D_v, D_x the VIS-VIS
+    and X-X distance matrices and ``c_i = kNN_k(VIS_i) U kNN_k(X_i)`` (neighbours j != i, found in
+    their own spectrum; k is capped at P - 1). The neighbour sets are a selection (no gradient).
+    Zero when D_v == D_x. The square root is taken as 0 where its argument is 0 (its gradient is
+    kept finite).
+    """
+    p = desc_vis.shape[0]
+    _check_batch(p)
+    k = min(k, p - 1)
+    d_v = descriptor_distance(desc_vis, desc_vis)
+    d_x = descriptor_distance(desc_other, desc_other)
+    eye = torch.eye(p, dtype=torch.bool, device=d_v.device)
+    with torch.no_grad():
+        knn_v = d_v.masked_fill(eye, _EXCLUDED).topk(k, dim=1, largest=False).indices
+        knn_x = d_x.masked_fill(eye, _EXCLUDED).topk(k, dim=1, largest=False).indices
+        mask = torch.zeros_like(eye)
+        mask.scatter_(1, knn_v, True)
+        mask.scatter_(1, knn_x, True)
+    sq = (d_v - d_x).pow(2).masked_fill(~mask, 0.0).sum(dim=1)
+    root = torch.where(sq > 0, sq.clamp_min(1e-12).sqrt(), torch.zeros_like(sq))
+    return root.mean()
+
+
+def compactness_loss(desc: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """L2-Net's descriptor compactness term for one spectrum: ``1/2 sum_{i != j} r_ij^2``.
+
+    ``r_ij`` is the Pearson correlation, over the P descriptors of the batch, between descriptor
+    dimensions i and j. Shapes: desc [P,D] -> scalar.
+    """
+    centered = desc - desc.mean(dim=0, keepdim=True)
+    cov = centered.t() @ centered
+    std = cov.diagonal().clamp_min(eps).sqrt()
+    corr = cov / (std[:, None] * std[None, :])
+    eye = torch.eye(corr.shape[0], dtype=torch.bool, device=corr.device)
+    return 0.5 * corr.masked_fill(eye, 0.0).pow(2).sum()
+
+
+# ------------------------------------------------------------------------------ objectives --
+
+def hardnet_objective(model, vis: torch.Tensor, other: torch.Tensor,
+                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """HardNet (Mishchuk et al., NIPS 2017): hardest-in-batch triplet margin loss, margin 1,
+    anchor swap, mean over the batch, on the VIS-X distance matrix of L2-normalised descriptors
+    (VIS_i is the anchor, X_i its positive). ``generator`` is unused (no random draws)."""
+    desc_vis, desc_other = _descriptors(model, vis, other)
+    loss, d_pos, d_neg = hardnet_triplet_loss(desc_vis, desc_other, margin=1.0, anchor_swap=True)
+    return {"total": loss, "triplet": loss, "d_pos": d_pos.detach().mean(), "d_neg": d_neg.detach().mean()}
+
+
+def sosnet_objective(model, vis: torch.Tensor, other: torch.Tensor,
+                     generator: torch.Generator | None = None, k: int = 8,
+                     sos_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    """SOSNet (Tian et al., CVPR 2019): first-order loss + ``sos_weight`` x SOS regulariser.
+
+    First-order term as SOSNet's paper: ``mean_i max(0, 1 + d_pos_i - d_neg_i)^2``, i.e. HardNet's
+    hardest-in-batch triplet (margin 1) with a quadratic hinge and the hardest negative taken over
+    all four candidate kinds (VIS-VIS, X-X, VIS_i-X_j, X_i-VIS_j), mined by
+    :func:`kglnet.losses.hardest_negatives` (false-negative threshold 0.008 as HardNet).
+    Second-order term: :func:`sos_regularizer` with k = 8 (the paper's value), weight 1.
+    """
+    desc_vis, desc_other = _descriptors(model, vis, other)
+    d_pos = pair_distance(desc_vis, desc_other)
+    d_neg = hardest_negatives(desc_vis, desc_other).distance
+    fos = F.relu(1.0 + d_pos - d_neg).pow(2).mean()
+    sos = sos_weight * sos_regularizer(desc_vis, desc_other, k)
+    return {"total": fos + sos, "fos": fos, "sos": sos,
+            "d_pos": d_pos.detach().mean(), "d_neg": d_neg.detach().mean()}
+
+
+def hynet_objective(model, vis: torch.Tensor, other: torch.Tensor,
+                    generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """HyNet (Tian et al., NeurIPS 2020): hybrid-similarity triplet + L2 norm regulariser.
+
+    Needs ``model.raw_descriptors(vis, other)`` (descriptors before L2 normalisation). Triplet:
+    :func:`kglnet.losses.hybrid_triplet_loss` (``g(d) = d + alpha d^2 / 2``, margin 1.2, alpha 2)
+    with the four-candidate hardest negative of :func:`kglnet.losses.hardest_negatives`; norm
+    term: :func:`kglnet.losses.norm_loss` with weight 0.1. Both are sums over the batch, exactly
+    the form KGL-Net's objective uses (choice: the same reduction as KGL-Net).
+    """
+    raw_vis, raw_other = model.raw_descriptors(vis, other)
+    _check_batch(raw_vis.shape[0])
+    desc_vis, desc_other = l2_normalize(raw_vis), l2_normalize(raw_other)
+    d_pos = pair_distance(desc_vis, desc_other)
+    d_neg = hardest_negatives(desc_vis, desc_other).distance
+    triplet = hybrid_triplet_loss(d_pos, d_neg, margin=1.2, alpha=2.0)
+    norm = norm_loss(raw_vis, raw_other, weight=0.1)
+    return {"total": triplet + norm, "triplet": triplet, "norm": norm,
+            "d_pos": d_pos.detach().mean(), "d_neg": d_neg.detach().mean()}
+
+
+def tfeat_objective(model, vis: torch.Tensor, other: torch.Tensor,
+                    generator: torch.Generator | None = None, margin: float = 1.0) -> dict[str, torch.Tensor]:
+    """TFeat (Balntas et al., BMVC 2016): margin triplet loss with anchor swap, random negatives.
+
+    Triplet i: anchor VIS_i, positive X_i, negative X_j with j != i drawn uniformly from the batch
+    (:func:`kglnet.losses.random_negative_index`, from ``generator``). Anchor swap: the negative
+    distance is ``min(D(VIS_i, X_j), D(X_i, X_j))``. Loss ``mean_i max(0, margin + d_pos - d_neg)``,
+    margin 1. choice: the negative is taken from the other spectrum (X_j); choice: distances are
+    between L2-normalised descriptors (TFeat used its raw tanh descriptors). A drawn j may show the
+    same physical point as i only if the batch holds that point twice (not excluded).
+    """
+    desc_vis, desc_other = _descriptors(model, vis, other)
+    index = random_negative_index(desc_vis.shape[0], desc_vis.device, generator)
+    negative = desc_other.index_select(0, index)
+    d_pos = pair_distance(desc_vis, desc_other)
+    d_neg = torch.minimum(pair_distance(desc_vis, negative), pair_distance(desc_other, negative))
+    loss = F.relu(margin + d_pos - d_neg).mean()
+    return {"total": loss, "triplet": loss, "d_pos": d_pos.detach().mean(), "d_neg": d_neg.detach().mean()}
+
+
+def l2net_objective(model, vis: torch.Tensor, other: torch.Tensor,
+                    generator: torch.Generator | None = None,
+                    compactness_weight: float = 1.0) -> dict[str, torch.Tensor]:
+    """L2-Net (Tian et al., CVPR 2017): relative-distance loss + descriptor compactness.
+
+    Relative distance (L2-Net's E1): with ``S = exp(2 - D)`` on the VIS-X distance matrix D,
+    ``s^r_ii = S_ii / sum_j S_ij`` (rows) and ``s^c_ii = S_ii / sum_j S_ji`` (columns);
+    ``E1 = -1/2 (mean_i log s^c_ii + mean_i log s^r_ii)`` (log-softmax, numerically stable).
+    Compactness (E2): :func:`compactness_loss` of each spectrum's descriptors, summed.
+
+    Simplifications: the means over the batch replace the paper's sums (a batch-size-independent
+    scale); the paper's third term (E3, a constraint on intermediate feature maps) is omitted, the
+    tower does not expose those maps here. Note: the compactness term has a noise floor of about
+    ``D (D-1) / (2P)`` per spectrum (sample correlations of independent dimensions), large
+    beside E1 for small batches; ``compactness_weight`` scales it (1 = the paper).
+    """
+    desc_vis, desc_other = _descriptors(model, vis, other)
+    d = descriptor_distance(desc_vis, desc_other)
+    similarity = 2.0 - d
+    rows = F.log_softmax(similarity, dim=1).diagonal()
+    cols = F.log_softmax(similarity, dim=0).diagonal()
+    relative = -0.5 * (rows.mean() + cols.mean())
+    compact = compactness_weight * (compactness_loss(desc_vis) + compactness_loss(desc_other))
+    return {"total": relative + compact, "relative": relative, "compactness": compact,
+            "d_pos": d.diagonal().detach().mean()}
+
+
+def bce_random_negatives_objective(model, vis: torch.Tensor, other: torch.Tensor,
+                                   generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Metric models: binary cross-entropy on logits over P positives and P random negatives.
+
+    The P positive pairs (VIS_i, X_i) get label 1; P negatives (VIS_i, X_j), j != i drawn
+    uniformly (:func:`kglnet.losses.random_negative_index`, from ``generator``), get label 0.
+    Needs ``model.logits(vis, other) -> [B]``; the mean BCE of the 2P examples is the loss.
+
+    Aguilera et al. trained on the datasets' labelled, balanced positive / negative pairs (with a
+    hinge loss); here the training files hold positives only, so the negatives are drawn within
+    the batch from other positive pairs (a different point of the same or of another image).
+    """
+    p = vis.shape[0]
+    _check_batch(p)
+    index = random_negative_index(p, vis.device, generator)
+    logits = model.logits(torch.cat([vis, vis], dim=0), torch.cat([other, other.index_select(0, index)], dim=0))
+    labels = torch.cat([logits.new_ones(p), logits.new_zeros(p)])
+    bce = F.binary_cross_entropy_with_logits(logits, labels)
+    prob = torch.sigmoid(logits.detach())
+    return {"total": bce, "bce": bce, "p_pos": prob[:p].mean(), "p_neg": prob[p:].mean()}
+
+
+Objective = Callable[..., dict]
+
+OBJECTIVES: dict[str, Objective] = {
+    "hardnet": hardnet_objective,
+    "sosnet": sosnet_objective,
+    "hynet": hynet_objective,
+    "tfeat": tfeat_objective,
+    "l2net": l2net_objective,
+    "bce_random_negatives": bce_random_negatives_objective,
+}
+
+
+def get_objective(name: str) -> Objective:
+    """``OBJECTIVES[name]``; an unknown name lists the known ones."""
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise KeyError(f"unknown objective {name!r}; known: {', '.join(sorted(OBJECTIVES))}") from None
+
+
+def objective_for(model) -> Objective:
+    """The objective a baseline model names in its ``objective`` class attribute."""
+    name = getattr(model, "objective", None)
+    if name is None:
+        raise AttributeError(f"{type(model).__name__} names no objective (class attribute 'objective')")
+    return get_objective(name)
+
+
+__all__ = ["OBJECTIVES", "get_objective", "objective_for", "hardest_in_batch", "hardnet_triplet_loss",
+           "sos_regularizer", "compactness_loss", "hardnet_objective", "sosnet_objective", "hynet_objective",
+           "tfeat_objective", "l2net_objective", "bce_random_negatives_objective"]
