@@ -257,3 +257,15 @@ def test_dvc_pipeline_of_a_config_tracks_every_dataset(name):
     for dataset in config["datasets"]:
         assert {f"data/{dataset}", f"checkpoints/{dataset}", f"results/tables/{dataset}.md"} <= outs, dataset
         assert f"results/metrics/{dataset}/summary.json" in metrics, dataset
+
+
+def test_no_patch_of_the_real_imagery_is_committed():
+    # ../shared/data/README.md: never commit the imagery or patches cut from it. Qualitative grids
+    # show patches, so only the synthetic data's may be in git.
+    listed = subprocess.run(["git", "ls-files", "results/qualitative"], cwd=REPO, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    datasets = {Path(p).parts[2] for p in listed.stdout.split()}
+    assert datasets <= {"builtin", "builtin_zoo"}, datasets
+    ignored = subprocess.run(["git", "check-ignore", "-q", "results/qualitative/visnir/matches_field.png"], cwd=REPO)
+    assert ignored.returncode == 0
