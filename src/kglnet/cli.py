@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("baseline", help="FPR95 of a hand-crafted method on pair files")
-    p.add_argument("--method", required=True, choices=["ncc", "sift"])
+    p.add_argument("--method", required=True, choices=["ncc", "sift", "lghd", "gisift"])
     p.add_argument("--pairs", required=True, nargs="+")
     p.add_argument("--names", nargs="+")
     p.add_argument("--metrics-out", type=Path)

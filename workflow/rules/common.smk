@@ -121,7 +121,7 @@ def report_outputs(dataset):
 def paper_methods():
     """model or baseline -> the paper's name for it, for the tables' published column."""
     named = {m: e["paper_method"] for m, e in config["models"].items() if "paper_method" in e}
-    return {**{"sift": "SIFT"}, **named}
+    return {**{"sift": "SIFT", "lghd": "LGHD", "gisift": "GISIFT"}, **named}
 
 
 from kglnet.data.converters import bundle_set_files, check_bundle

@@ -64,7 +64,7 @@ rule evaluate_baseline:
         metrics="results/metrics/{dataset}/{method}.json",
         roc="results/roc/{dataset}/{method}.json",
     wildcard_constraints:
-        method="ncc|sift",
+        method="ncc|sift|lghd|gisift",
     params:
         names=lambda w: " ".join(test_sets(w.dataset)),
     conda:

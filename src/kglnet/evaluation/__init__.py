@@ -3,6 +3,10 @@
 from kglnet.evaluation.fpr95 import fpr95_descriptor, fpr95_metric, roc_points
 from kglnet.evaluation.handcrafted import (
     HANDCRAFTED,
+    gisift_descriptors,
+    gisift_distance,
+    lghd_descriptors,
+    lghd_distance,
     ncc_distance,
     sift_descriptors,
     sift_descriptors_per_patch,
@@ -30,6 +34,10 @@ from kglnet.evaluation.tables import (
 __all__ = [
     "HANDCRAFTED",
     "MATCH_GROUPS",
+    "gisift_descriptors",
+    "gisift_distance",
+    "lghd_descriptors",
+    "lghd_distance",
     "load_paper_results",
     "operating_threshold",
     "paper_numbers",
