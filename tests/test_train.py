@@ -133,8 +133,8 @@ def test_checkpoint_errors_name_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="foreign.pt: not a kglnet checkpoint"):
         load_model(foreign)
     other_model = tmp_path / "other.pt"
-    torch.save({"format": "kglnet-checkpoint", "version": 1, "model_name": "hardnet", "model_state": {}}, other_model)
-    with pytest.raises(CheckpointError, match="other.pt: checkpoint is of model 'hardnet'"):
+    torch.save({"format": "kglnet-checkpoint", "version": 1, "model_name": "not_a_model", "model_state": {}}, other_model)
+    with pytest.raises(CheckpointError, match="other.pt: checkpoint is of model 'not_a_model'"):
         load_model(other_model)
     mismatched = tmp_path / "mismatched.pt"
     small = torch.nn.Linear(2, 2)
@@ -205,7 +205,7 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
 
     # A checkpoint written before the ablation switches existed fingerprinted exactly this.
     legacy = dataclasses.asdict(TrainConfig())
-    for k in ("epochs", "device", "eval_batch_size", "threads", "select_on"):
+    for k in ("epochs", "device", "eval_batch_size", "threads", "select_on", "weight_decay", "momentum"):
         legacy.pop(k)
     for k in ("triplet_weight", "bce_weight", "feature_weight", "negatives"):
         legacy["loss"].pop(k)
@@ -213,9 +213,9 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
     keys = {TrainConfig().resume_key()}
     for changed in ({"select_on": "descriptor"}, {"loss": {"bce_weight": 0.0}}, {"loss": {"triplet_weight": 0.5}},
                     {"loss": {"feature_weight": 0.0}}, {"loss": {"negatives": "random"}}, {"loss": {"norm_weight": 0.0}},
-                    {"model": "kglnet_shared_lowlevel"}):
+                    {"model": "kglnet_shared_lowlevel"}, {"weight_decay": 1e-4}, {"momentum": 0.5}):
         keys.add(TrainConfig.from_dict(changed).resume_key())
-    assert len(keys) == 8
+    assert len(keys) == 10
 
 
 def test_random_negatives_resume_exactly(tiny_dataset, micro_train, tmp_path):
