@@ -24,13 +24,16 @@ __all__ = ["fpr95_descriptor", "fpr95_metric", "roc_points", "validate_scores_la
 TARGET_TPR = 0.95
 
 
-def validate_scores_labels(values, labels, name: str = "scores") -> tuple[np.ndarray, np.ndarray]:
+def validate_scores_labels(values, labels, name: str = "scores", *, labels_name: str = "labels",
+                           require_both: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Check and convert a (values, labels) pair.
 
     Args:
         values: array-like [N] of finite real numbers (distances or scores).
         labels: array-like [N] with every entry 0 or 1 (bool, int or float dtypes accepted).
         name: what ``values`` are, used in error messages.
+        labels_name: what ``labels`` are called in error messages.
+        require_both: demand at least one positive and one negative (FPR95 needs both).
 
     Returns:
         ``(values float64 [N], labels bool [N])``.
@@ -44,13 +47,13 @@ def validate_scores_labels(values, labels, name: str = "scores") -> tuple[np.nda
     if v.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {v.shape}")
     if y.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {y.shape}")
+        raise ValueError(f"{labels_name} must be 1-D, got shape {y.shape}")
     if v.shape[0] != y.shape[0]:
-        raise ValueError(f"{name} and labels differ in length: {v.shape[0]} vs {y.shape[0]}")
+        raise ValueError(f"{name} and {labels_name} differ in length: {v.shape[0]} vs {y.shape[0]}")
     if v.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be real numbers, got dtype {v.dtype}")
     if y.dtype.kind not in "biuf":
-        raise ValueError(f"labels must be 0/1 numbers or booleans, got dtype {y.dtype}")
+        raise ValueError(f"{labels_name} must be 0/1 numbers or booleans, got dtype {y.dtype}")
     v = v.astype(np.float64, copy=False)
     if not np.all(np.isfinite(v)):
         bad = int(np.count_nonzero(~np.isfinite(v)))
@@ -60,12 +63,12 @@ def validate_scores_labels(values, labels, name: str = "scores") -> tuple[np.nda
     valid = (yf == 0.0) | (yf == 1.0)
     if not np.all(valid):
         odd = np.unique(y[~valid])[:5]
-        raise ValueError(f"labels must be 0 or 1; found other values such as {odd.tolist()}")
+        raise ValueError(f"{labels_name} must be 0 or 1; found other values such as {odd.tolist()}")
     yb = yf == 1.0
     n_pos = int(np.count_nonzero(yb))
-    if n_pos == 0:
+    if require_both and n_pos == 0:
         raise ValueError("labels contain no positives (1 = match); FPR95 is undefined")
-    if n_pos == yb.shape[0]:
+    if require_both and n_pos == yb.shape[0]:
         raise ValueError("labels contain no negatives (0 = non-match); FPR95 is undefined")
     return v, yb
 

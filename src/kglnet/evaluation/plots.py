@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from kglnet.evaluation.fpr95 import validate_scores_labels
 from kglnet.utils.io import atomic_path
 
 __all__ = [
@@ -152,32 +153,10 @@ def plot_training_curves(history: list[dict], path, title: str) -> None:
 MATCH_GROUPS = ("correctly matched", "correctly rejected", "false match", "missed match")
 
 
-def _check_score_label(score, label, *, score_name: str = "score",
-                       label_name: str = "label") -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(score float64 [N], label bool [N])``; ValueError naming the bad argument."""
-    s = np.asarray(score)
-    y = np.asarray(label)
-    if s.ndim != 1:
-        raise ValueError(f"{score_name} must be 1-D [N], got shape {s.shape}")
-    if y.ndim != 1:
-        raise ValueError(f"{label_name} must be 1-D [N], got shape {y.shape}")
-    if s.shape[0] != y.shape[0]:
-        raise ValueError(f"{score_name} and {label_name} differ in length: "
-                         f"{s.shape[0]} vs {y.shape[0]}")
-    if s.dtype.kind not in "biuf":
-        raise ValueError(f"{score_name} must be real numbers, got dtype {s.dtype}")
-    if y.dtype.kind not in "biuf":
-        raise ValueError(f"{label_name} must be 0/1 numbers or booleans, got dtype {y.dtype}")
-    s = s.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(s)):
-        raise ValueError(f"{score_name} contains {int(np.count_nonzero(~np.isfinite(s)))} "
-                         f"NaN/inf value(s)")
-    yf = y.astype(np.float64, copy=False)
-    valid = (yf == 0.0) | (yf == 1.0)
-    if not np.all(valid):
-        odd = np.unique(y[~valid])[:5]
-        raise ValueError(f"{label_name} must be 0 or 1; found other values such as {odd.tolist()}")
-    return s, yf == 1.0
+def _check_score_label(score, label) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(score float64 [N], label bool [N])``; ValueError naming the bad argument. One
+    class alone is allowed here (a grid can show it); callers that need both check it."""
+    return validate_scores_labels(score, label, "score", labels_name="label", require_both=False)
 
 
 def _check_bool(value, name: str) -> bool:
