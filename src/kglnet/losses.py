@@ -10,13 +10,13 @@ HNSM-M, or ``"random"``). The defaults are the paper's objective, bit for bit.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from kglnet.utils.config import dataclass_from_dict
 
 # A distance no real pair reaches (L2-normalised descriptors are at most 2 apart); used to take
 # excluded candidates out of the minimum.
@@ -176,11 +176,7 @@ class LossConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "LossConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown loss setting(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "loss setting(s)")
 
 
 def kglnet_loss(model, vis: torch.Tensor, other: torch.Tensor, cfg: LossConfig = LossConfig(),

@@ -35,6 +35,7 @@ from .evaluation import fpr95_descriptor, fpr95_metric
 from .inference import resolve_device, score_pairs
 from .losses import LossConfig, kglnet_loss
 from .models import count_parameters, create_model
+from .utils.config import dataclass_from_dict
 from .utils.io import atomic_write_json, sha256_file
 
 log = logging.getLogger("kglnet.train")
@@ -72,11 +73,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown training setting(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**values)  # __post_init__ turns a "loss" dict into a LossConfig
+        # __post_init__ turns a "loss" dict into a LossConfig
+        return dataclass_from_dict(cls, values, "training setting(s)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

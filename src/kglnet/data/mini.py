@@ -74,6 +74,7 @@ from kglnet.data.keypoints import KEYPOINT_METHODS, detect_keypoints, make_pairs
 from kglnet.data.sources import SOURCES
 from kglnet.data.pairfile import PATCH_SIZE, write_pairs
 from kglnet.utils.io import atomic_write_json, sha256_file
+from kglnet.utils.config import dataclass_from_dict
 
 __all__ = [
     "MiniConfig",
@@ -194,11 +195,7 @@ class MiniConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "MiniConfig":
         """Build from a plain dict (e.g. parsed YAML); unknown keys are an error naming them."""
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(f"unknown MiniConfig keys: {unknown}; allowed: {known}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "MiniConfig keys:")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

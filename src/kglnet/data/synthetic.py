@@ -36,6 +36,7 @@ import numpy as np
 from kglnet.data.keypoints import KEYPOINT_METHODS, detect_keypoints, make_pairs
 from kglnet.data.pairfile import PATCH_SIZE, write_pairs
 from kglnet.utils.io import atomic_write_json, sha256_file
+from kglnet.utils.config import dataclass_from_dict
 
 __all__ = [
     "SyntheticConfig",
@@ -165,11 +166,7 @@ class SyntheticConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "SyntheticConfig":
         """Build from a plain dict (e.g. parsed YAML); unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown SyntheticConfig keys: {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "SyntheticConfig keys:")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
