@@ -120,6 +120,18 @@ def test_sgd_optimises_the_metric_head_too():
     assert [g["lr"] for g in opt.param_groups] == [5e-3, 5e-5]
 
 
+def test_nadam_is_keras_nadam_and_unknown_optimizers_are_named():
+    """Several cross-spectral baselines were trained with Keras' Nadam (beta 0.9 / 0.999,
+    momentum decay 0.004 = Keras' schedule_decay)."""
+    model = create_model("hardnet")
+    opt = train_module._make_optimizer(model, TrainConfig(model="hardnet", optimizer="nadam", lr_features=2e-4))
+    assert isinstance(opt, torch.optim.NAdam)
+    group = opt.param_groups[0]
+    assert group["lr"] == 2e-4 and group["betas"] == (0.9, 0.999) and group["momentum_decay"] == 0.004
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; allowed: adam, nadam, sgd"):
+        train_module._make_optimizer(model, TrainConfig(model="hardnet", optimizer="rmsprop"))
+
+
 def test_checkpoint_errors_name_the_file(tmp_path):
     missing = tmp_path / "missing.pt"
     with pytest.raises(CheckpointError, match="missing.pt: checkpoint file does not exist"):

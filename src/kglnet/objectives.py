@@ -221,7 +221,11 @@ def bce_random_negatives_objective(model, vis: torch.Tensor, other: torch.Tensor
 
     The P positive pairs (VIS_i, X_i) get label 1; P negatives (VIS_i, X_j), j != i drawn
     uniformly (:func:`kglnet.losses.random_negative_index`, from ``generator``), get label 0.
-    Needs ``model.logits(vis, other) -> [B]``; the mean BCE of the 2P examples is the loss.
+    Needs ``model.logits(vis, other) -> [B]``, or ``model.head_logits(vis, other) -> list of [B]``
+    for deeply supervised networks (several trained outputs): the loss is the sum over outputs of
+    the mean BCE of the 2P examples (Keras' sum of a multi-output model's losses, weights 1). A
+    two-way softmax output trained with categorical cross-entropy is the same as BCE on the logit
+    ``z_match - z_nonmatch``, so such heads report that difference.
 
     Aguilera et al. trained on the datasets' labelled, balanced positive / negative pairs (with a
     hinge loss); here the training files hold positives only, so the negatives are drawn within
@@ -230,11 +234,20 @@ def bce_random_negatives_objective(model, vis: torch.Tensor, other: torch.Tensor
     p = vis.shape[0]
     _check_batch(p)
     index = random_negative_index(p, vis.device, generator)
-    logits = model.logits(torch.cat([vis, vis], dim=0), torch.cat([other, other.index_select(0, index)], dim=0))
-    labels = torch.cat([logits.new_ones(p), logits.new_zeros(p)])
-    bce = F.binary_cross_entropy_with_logits(logits, labels)
-    prob = torch.sigmoid(logits.detach())
-    return {"total": bce, "bce": bce, "p_pos": prob[:p].mean(), "p_neg": prob[p:].mean()}
+    pair_vis = torch.cat([vis, vis], dim=0)
+    pair_other = torch.cat([other, other.index_select(0, index)], dim=0)
+    if hasattr(model, "head_logits"):
+        heads = model.head_logits(pair_vis, pair_other)
+    else:
+        heads = [model.logits(pair_vis, pair_other)]
+    labels = torch.cat([heads[0].new_ones(p), heads[0].new_zeros(p)])
+    per_head = [F.binary_cross_entropy_with_logits(logits, labels) for logits in heads]
+    total = torch.stack(per_head).sum()
+    prob = torch.sigmoid(heads[0].detach())
+    out = {"total": total, "bce": per_head[0], "p_pos": prob[:p].mean(), "p_neg": prob[p:].mean()}
+    for k, term in enumerate(per_head[1:], start=1):
+        out[f"bce_head{k}"] = term
+    return out
 
 
 Objective = Callable[..., dict]

@@ -50,7 +50,7 @@ class TrainConfig:
     batch_size: int = 256            # P positive pairs per batch
     lr_features: float = 5e-3        # whole feature network
     lr_head: float = 5e-5            # metric head
-    optimizer: str = "adam"          # "adam" or "sgd" (both optimise the metric head too)
+    optimizer: str = "adam"          # "adam", "nadam" or "sgd" (all optimise the metric head too)
     augment: bool = True
     seed: int = 0
     device: str = "auto"
@@ -135,10 +135,13 @@ def _make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
         groups.append({"params": head, "lr": cfg.lr_head})
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "nadam":
+        # Keras' Nadam, which several cross-spectral baselines were trained with
+        return torch.optim.NAdam(groups, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
         # The reference's SGD option dropped the metric head; here both groups are optimised.
         return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; allowed: adam, sgd")
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; allowed: adam, nadam, sgd")
 
 
 def training_terms(model: torch.nn.Module, vis: torch.Tensor, other: torch.Tensor, cfg: TrainConfig,

@@ -187,3 +187,47 @@ def test_resize_patches_is_antialiased_bilinear():
 
 # Training-mode forward + backward of every model: tests/test_objectives.py
 # (test_objective_finite_scalar_with_gradients checks every parameter gets a finite gradient).
+
+
+class _TwoHeads(metric_nets.MetricModel):
+    """A deeply supervised metric net in miniature: two heads on one shared feature."""
+
+    def __init__(self):
+        super().__init__()
+        self.feature = torch.nn.Linear(2, 4)
+        self.main = torch.nn.Linear(4, 1)
+        self.aux = torch.nn.Linear(4, 1)
+
+    def _feature(self, vis, other):
+        return self.feature(torch.stack([vis.mean(dim=(1, 2, 3)), other.mean(dim=(1, 2, 3))], dim=1))
+
+    def pair_logits(self, vis, other):
+        return self.main(self._feature(vis, other)).squeeze(1)
+
+    def pair_head_logits(self, vis, other):
+        f = self._feature(vis, other)
+        return [self.main(f).squeeze(1), self.aux(f).squeeze(1)]
+
+
+def test_metric_objective_sums_the_bce_of_every_head():
+    """Deep supervision: the loss is the sum of each head's mean BCE (Keras' multi-output sum),
+    the reported probability is the first head's, and the auxiliary head gets gradients."""
+    torch.manual_seed(0)
+    model = _TwoHeads()
+    vis, other = torch.rand(4, 1, 64, 64), torch.rand(4, 1, 64, 64)
+    out = OBJECTIVES["bce_random_negatives"](model, vis, other, generator=torch.Generator().manual_seed(3))
+    j = __import__("kglnet.losses", fromlist=["x"]).random_negative_index(4, vis.device, torch.Generator().manual_seed(3))
+    both_vis, both_other = torch.cat([vis, vis]), torch.cat([other, other[j]])
+    labels = torch.cat([torch.ones(4), torch.zeros(4)])
+    main, aux = model.pair_head_logits(both_vis, both_other)
+    expected_main = F.binary_cross_entropy_with_logits(main, labels)
+    expected_aux = F.binary_cross_entropy_with_logits(aux, labels)
+    assert torch.allclose(out["bce"], expected_main) and torch.allclose(out["bce_head1"], expected_aux)
+    assert torch.allclose(out["total"], expected_main + expected_aux)
+    out["total"].backward()
+    assert model.aux.weight.grad is not None and model.aux.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        _, _, prob = model(vis, other)
+    assert torch.allclose(prob, torch.sigmoid(model.pair_logits(vis, other)))
+    with pytest.raises(ValueError, match="expected shape"):
+        model.head_logits(torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32))

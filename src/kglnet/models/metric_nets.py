@@ -2,8 +2,11 @@
 
 These networks output a match probability, no descriptor. Common contract:
 
-- ``logits(vis, other) -> [B]``: match logits (training: binary cross-entropy on logits, the
-  ``"bce_random_negatives"`` objective of :mod:`kglnet.objectives`).
+- ``logits(vis, other) -> [B]``: match logits of the reported output (training: binary
+  cross-entropy on logits, the ``"bce_random_negatives"`` objective of :mod:`kglnet.objectives`).
+- ``head_logits(vis, other) -> list of [B]``: every output a deeply supervised network trains
+  (its reported output first); the objective sums the BCE of all of them, as Keras sums the losses
+  of a multi-output model with weights 1. One entry for single-output networks.
 - ``forward(vis, other) -> (None, None, probability [B])`` with ``probability = sigmoid(logits)``.
 - inputs float [B,1,64,64] in [0,1], checked like :func:`kglnet.models.kglnet.check_patch_batch`;
   all four work on 64x64 patches directly (``input_size = 64``).
@@ -62,12 +65,24 @@ class MetricModel(nn.Module):
     reported_branch: str = "metric"
 
     def pair_logits(self, vis: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """Logits [B] of the reported output; inputs already checked."""
         raise NotImplementedError
 
+    def pair_head_logits(self, vis: torch.Tensor, other: torch.Tensor) -> list[torch.Tensor]:
+        """Logits [B] of every trained output, the reported one first; inputs already checked.
+        Multi-output networks override this (and ``pair_logits``, to skip the auxiliary heads at
+        evaluation)."""
+        return [self.pair_logits(vis, other)]
+
     def logits(self, vis: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        """Match logits [B] for aligned pairs of float [B,1,64,64] patches."""
+        """Match logits [B] of the reported output for aligned pairs of float [B,1,64,64] patches."""
         check_pair(vis, other)
         return self.pair_logits(vis, other)
+
+    def head_logits(self, vis: torch.Tensor, other: torch.Tensor) -> list[torch.Tensor]:
+        """Match logits [B] of every trained output (reported first), for the training objective."""
+        check_pair(vis, other)
+        return self.pair_head_logits(vis, other)
 
     def forward(self, vis: torch.Tensor, other: torch.Tensor) -> tuple[None, None, torch.Tensor]:
         """(None, None, match probability [B] in [0,1])."""
