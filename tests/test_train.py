@@ -217,7 +217,8 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
 
     # A checkpoint written before the ablation switches existed fingerprinted exactly this.
     legacy = dataclasses.asdict(TrainConfig())
-    for k in ("epochs", "device", "eval_batch_size", "threads", "select_on", "weight_decay", "momentum"):
+    for k in ("epochs", "device", "eval_batch_size", "threads", "select_on", "weight_decay", "momentum",
+              "precision", "channels_last", "compile"):
         legacy.pop(k)
     for k in ("triplet_weight", "bce_weight", "feature_weight", "negatives"):
         legacy["loss"].pop(k)
@@ -225,9 +226,10 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
     keys = {TrainConfig().resume_key()}
     for changed in ({"select_on": "descriptor"}, {"loss": {"bce_weight": 0.0}}, {"loss": {"triplet_weight": 0.5}},
                     {"loss": {"feature_weight": 0.0}}, {"loss": {"negatives": "random"}}, {"loss": {"norm_weight": 0.0}},
-                    {"model": "kglnet_shared_lowlevel"}, {"weight_decay": 1e-4}, {"momentum": 0.5}):
+                    {"model": "kglnet_shared_lowlevel"}, {"weight_decay": 1e-4}, {"momentum": 0.5},
+                    {"precision": "bf16"}, {"channels_last": True}, {"compile": "default"}):
         keys.add(TrainConfig.from_dict(changed).resume_key())
-    assert len(keys) == 10
+    assert len(keys) == 13
 
 
 def test_random_negatives_resume_exactly(tiny_dataset, micro_train, tmp_path):

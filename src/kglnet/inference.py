@@ -16,14 +16,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def to_patch_tensor(patches: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 [N,64,64] -> float [N,1,64,64] in [0,1] on ``device`` (the /255 happens there)."""
-    return torch.from_numpy(np.ascontiguousarray(patches)).to(device).unsqueeze(1).float().div_(255.0)
+# Pairs uploaded to the device per transfer: large transfers, few of them (64 Ki pairs = 512 MiB).
+_UPLOAD_PAIRS = 65536
 
 
 @torch.no_grad()
 def score_pairs(model: torch.nn.Module, left: np.ndarray, right: np.ndarray, batch_size: int = 512,
-                device: torch.device | str = "cpu") -> dict[str, np.ndarray | None]:
+                device: torch.device | str = "cpu", precision: str = "fp32",
+                channels_last: bool = False) -> dict[str, np.ndarray | None]:
     """Descriptor distances and match probabilities for aligned pairs.
 
     Args:
@@ -31,26 +31,37 @@ def score_pairs(model: torch.nn.Module, left: np.ndarray, right: np.ndarray, bat
             ``(desc_left [B,D] or None, desc_right [B,D] or None, probability [B] or None)``
             (a descriptor model has no probability, a metric-only model no descriptors).
         left, right: uint8 [N,64,64].
+        precision: "fp32" (exact) or "bf16" (autocast; scores are returned as float32).
+        channels_last: feed NHWC batches (use with a model converted to channels_last).
     Returns:
         ``{"distance": float32 [N] Euclidean distance of the L2-normalised descriptors, or None,
         "probability": float32 [N] metric-branch match probability, or None}``.
+
+    The uint8 patches go to the device in large chunks and are cast there, and the scores stay on
+    the device until the end: no host synchronisation per batch.
     """
+    from .step import autocast_context, to_unit_float
+
     device = torch.device(device)
     was_training = model.training
     model.eval()
     distances, probabilities = [], []
-    for start in range(0, len(left), batch_size):
-        vis = to_patch_tensor(left[start:start + batch_size], device)
-        other = to_patch_tensor(right[start:start + batch_size], device)
-        desc_vis, desc_other, prob = model(vis, other)
-        if desc_vis is not None:
-            distances.append(torch.linalg.vector_norm(desc_vis - desc_other, dim=1).float().cpu())
-        if prob is not None:
-            probabilities.append(prob.float().cpu())
+    with autocast_context(device, precision):
+        for chunk in range(0, len(left), _UPLOAD_PAIRS):
+            chunk_left = torch.from_numpy(np.ascontiguousarray(left[chunk:chunk + _UPLOAD_PAIRS])).to(device)
+            chunk_right = torch.from_numpy(np.ascontiguousarray(right[chunk:chunk + _UPLOAD_PAIRS])).to(device)
+            for start in range(0, len(chunk_left), batch_size):
+                vis = to_unit_float(chunk_left[start:start + batch_size], channels_last)
+                other = to_unit_float(chunk_right[start:start + batch_size], channels_last)
+                desc_vis, desc_other, prob = model(vis, other)
+                if desc_vis is not None:
+                    distances.append(torch.linalg.vector_norm(desc_vis.float() - desc_other.float(), dim=1))
+                if prob is not None:
+                    probabilities.append(prob.float())
     model.train(was_training)
     if not distances and not probabilities:
         raise ValueError(f"{type(model).__name__} returned neither descriptors nor a probability")
     return {
-        "distance": torch.cat(distances).numpy() if distances else None,
-        "probability": torch.cat(probabilities).numpy() if probabilities else None,
+        "distance": torch.cat(distances).cpu().numpy() if distances else None,
+        "probability": torch.cat(probabilities).cpu().numpy() if probabilities else None,
     }

@@ -35,6 +35,7 @@ from .evaluation import fpr95_descriptor, fpr95_metric
 from .inference import resolve_device, score_pairs
 from .losses import LossConfig, kglnet_loss
 from .models import count_parameters, create_model
+from .step import COMPILE_MODES, PRECISIONS, TrainStep
 from .utils.config import dataclass_from_dict
 from .utils.io import atomic_write_json, sha256_file
 
@@ -60,6 +61,10 @@ class TrainConfig:
     select_on: str = "metric"        # validation FPR95 that picks best.pt: "metric" or "descriptor"
     weight_decay: float = 0.0        # L2 penalty of the optimiser (baselines' papers use some)
     momentum: float = 0.9            # SGD momentum
+    # Fast-path switches (src/kglnet/step.py); the defaults are the exact fp32 eager path.
+    precision: str = "fp32"          # "fp32" or "bf16" (autocast for forward pass, loss and evaluation)
+    channels_last: bool = False      # NHWC memory format for the convolutions
+    compile: str = "none"            # "none" or a torch.compile mode (default, reduce-overhead, max-autotune)
 
     def __post_init__(self) -> None:
         if self.select_on not in SELECT_ON:
@@ -68,6 +73,12 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ValueError(f"{name} must be a number in [0, 1); got {value!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        if self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}; got {self.compile!r}")
+        if not isinstance(self.channels_last, bool):
+            raise ValueError(f"channels_last must be true or false; got {self.channels_last!r}")
         if isinstance(self.loss, dict):
             self.loss = LossConfig.from_dict(self.loss)
 
@@ -100,7 +111,8 @@ class TrainConfig:
 
 
 SELECT_ON = ("metric", "descriptor")
-_LATER_DEFAULTS = {"select_on": "metric", "weight_decay": 0.0, "momentum": 0.9}
+_LATER_DEFAULTS = {"select_on": "metric", "weight_decay": 0.0, "momentum": 0.9, "precision": "fp32",
+                   "channels_last": False, "compile": "none"}
 _LATER_LOSS_DEFAULTS = {"triplet_weight": 1.0, "bce_weight": 1.0, "feature_weight": 1.0, "negatives": "hardest"}
 
 
@@ -157,9 +169,10 @@ def training_terms(model: torch.nn.Module, vis: torch.Tensor, other: torch.Tenso
     return get_objective(objective)(model, vis, other, generator=generator)
 
 
-def validate(model: torch.nn.Module, pairs, batch_size: int, device: torch.device) -> dict[str, float | None]:
+def validate(model: torch.nn.Module, pairs, batch_size: int, device: torch.device,
+             precision: str = "fp32") -> dict[str, float | None]:
     """FPR95 (both definitions, percent) of ``model`` on a balanced PairSet."""
-    scores = score_pairs(model, pairs.left, pairs.right, batch_size=batch_size, device=device)
+    scores = score_pairs(model, pairs.left, pairs.right, batch_size=batch_size, device=device, precision=precision)
     distance = scores["distance"]
     out: dict[str, float | None] = {
         "fpr95_descriptor": fpr95_descriptor(distance, pairs.label) if distance is not None else None}
@@ -256,6 +269,9 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     # Draws of the random-negatives ablation; its own stream, saved in last.pt like aug_gen.
     neg_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
+    train_step = TrainStep(model, optimizer, lambda m, v, o: training_terms(m, v, o, cfg, neg_gen),
+                           augment=augment, augment_generator=aug_gen, precision=cfg.precision,
+                           channels_last=cfg.channels_last, compile=cfg.compile)
     history: list[dict[str, Any]] = []
     start_epoch = 1
     best: dict[str, Any] | None = None
@@ -298,26 +314,23 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
         order = _shuffle_order(n, cfg.seed, epoch).to(device)
         sums: dict[str, torch.Tensor] = {}
         bar = tqdm(bounds, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress, leave=False)
+        train_step.reset_counter()
         for step, (lo, hi) in enumerate(bar, start=1):
             idx = order[lo:hi]
-            vis = train_vis.index_select(0, idx).unsqueeze(1).float().div_(255.0)
-            other = train_other.index_select(0, idx).unsqueeze(1).float().div_(255.0)
-            vis, other = augment(vis, other, aug_gen)
-            terms = training_terms(model, vis, other, cfg, neg_gen)
-            if not torch.isfinite(terms["total"]):
-                raise TrainingDiverged(
-                    f"non-finite loss at epoch {epoch}, step {step} "
-                    f"({ {k: float(v.detach()) for k, v in terms.items()} }); last good checkpoint: {last_path}")
-            optimizer.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            optimizer.step()
+            terms = train_step(train_vis.index_select(0, idx), train_other.index_select(0, idx))
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v.detach()
-            if progress and step % 5 == 0:
-                bar.set_postfix(loss=f"{float(terms['total'].detach()):.3f}")
+                sums[k] = sums.get(k, 0.0) + v
+            if progress and step % 20 == 0:  # a host synchronisation, so only now and then
+                bar.set_postfix(loss=f"{float(terms['total']):.3f}")
+        # One synchronisation per epoch: the first non-finite loss, if any, stops the run before
+        # anything of this epoch is saved (last.pt stays the last good epoch).
+        bad = train_step.check_finite()
+        if bad is not None:
+            raise TrainingDiverged(f"non-finite loss at epoch {epoch}, step {bad[0]} ({bad[1]}); "
+                                   f"last good checkpoint: {last_path}")
         train_seconds = time.perf_counter() - t0
 
-        val = validate(model, val_set, cfg.eval_batch_size, device)
+        val = validate(model, val_set, cfg.eval_batch_size, device, cfg.precision)
         record = {
             "epoch": epoch,
             **{f"loss_{k}" if k not in ("d_pos", "d_neg") else k: float(v) / len(bounds) for k, v in sums.items()},
@@ -329,7 +342,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
         }
         if monitored:
             record["test"] = {name: {"fpr95_metric": r["fpr95_metric"], "fpr95_descriptor": r["fpr95_descriptor"]}
-                              for name, r in ((name, validate(model, pairs, cfg.eval_batch_size, device))
+                              for name, r in ((name, validate(model, pairs, cfg.eval_batch_size, device, cfg.precision))
                                               for name, (_, pairs) in monitored.items())}
         record["epoch_seconds"] = time.perf_counter() - t0
         history.append(record)

@@ -1,0 +1,124 @@
+"""The shared training step: exact fp32 path, bf16 / channels_last fast path, deferred NaN check."""
+
+import numpy as np
+import pytest
+import torch
+
+from kglnet.augment import PairAugmentation
+from kglnet.inference import score_pairs
+from kglnet.losses import LossConfig, kglnet_loss
+from kglnet.models import create_model
+from kglnet.step import TrainStep, autocast_context, to_unit_float
+
+
+def _batch(b=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    vis = torch.randint(0, 256, (b, 64, 64), generator=g, dtype=torch.uint8)
+    other = (255 - vis.int()).clamp(0, 255).to(torch.uint8)  # a polarity flip: a learnable match
+    return vis, other
+
+
+def _step(precision="fp32", channels_last=False, seed=0, augment=True):
+    torch.manual_seed(seed)
+    model = create_model("kglnet")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    neg = torch.Generator().manual_seed(2)
+    return model, TrainStep(model, opt, lambda m, v, o: kglnet_loss(m, v, o, LossConfig(), generator=neg),
+                            augment=PairAugmentation() if augment else None,
+                            augment_generator=torch.Generator().manual_seed(1),
+                            precision=precision, channels_last=channels_last)
+
+
+def test_to_unit_float_scales_and_shapes():
+    x = torch.tensor([[[0, 255], [51, 102]]], dtype=torch.uint8)
+    y = to_unit_float(x)
+    assert y.shape == (1, 1, 2, 2) and y.dtype == torch.float32
+    assert torch.allclose(y.flatten(), torch.tensor([0.0, 1.0, 0.2, 0.4]))
+
+
+def test_fp32_step_equals_the_hand_written_step():
+    """The exact path is plain eager fp32: same weights as doing it by hand."""
+    vis, other = _batch()
+    model, step = _step(augment=False)
+    terms = step(vis, other)
+    torch.manual_seed(0)
+    ref = create_model("kglnet")
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
+    ref_terms = kglnet_loss(ref, to_unit_float(vis), to_unit_float(other), LossConfig(),
+                            generator=torch.Generator().manual_seed(2))
+    opt.zero_grad()
+    ref_terms["total"].backward()
+    opt.step()
+    assert torch.equal(terms["total"], ref_terms["total"].detach())
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_terms_stay_on_the_device_as_tensors():
+    vis, other = _batch()
+    _, step = _step()
+    terms = step(vis, other)
+    assert all(isinstance(v, torch.Tensor) and not v.requires_grad for v in terms.values())
+    assert step.check_finite() is None and step.steps == 1
+
+
+@pytest.mark.parametrize("precision, channels_last", [("bf16", False), ("fp32", True), ("bf16", True)])
+def test_fast_path_tracks_the_fp32_path(precision, channels_last):
+    """bf16 autocast / NHWC: the loss of the same first batch agrees with fp32 to bf16 precision,
+    and a few steps reduce the loss the same way."""
+    vis, other = _batch(16)
+    _, exact = _step(augment=False)
+    _, fast = _step(precision, channels_last, augment=False)
+    exact_losses = [float(exact(vis, other)["total"]) for _ in range(3)]
+    fast_losses = [float(fast(vis, other)["total"]) for _ in range(3)]
+    tol = 0.05 if precision == "bf16" else 1e-4
+    assert abs(fast_losses[0] - exact_losses[0]) <= tol * abs(exact_losses[0])
+    assert fast_losses[-1] < fast_losses[0] and exact_losses[-1] < exact_losses[0]
+
+
+def test_non_finite_loss_is_reported_once_per_epoch_with_its_step():
+    vis, other = _batch()
+    calls = {"n": 0}
+    model = create_model("hardnet")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def loss(m, v, o):
+        calls["n"] += 1
+        d_vis, d_other, _ = m(v, o)
+        total = (d_vis - d_other).pow(2).sum()
+        return {"total": total * float("nan") if calls["n"] == 2 else total}
+
+    step = TrainStep(model, opt, loss)
+    for _ in range(3):
+        step(vis, other)
+    first, terms = step.check_finite()
+    assert first == 2 and np.isnan(terms["total"])
+    step.reset_counter()
+    assert step.check_finite() is None and step.steps == 0
+
+
+def test_bad_switches_are_named():
+    model = create_model("hardnet")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16; got 'fp16'"):
+        TrainStep(model, opt, lambda *a: {}, precision="fp16")
+    with pytest.raises(ValueError, match="compile must be one of none, default"):
+        TrainStep(model, opt, lambda *a: {}, compile="fast")
+    with pytest.raises(ValueError, match="precision"):
+        autocast_context(torch.device("cpu"), "half")
+
+
+def test_bf16_evaluation_is_close_to_fp32():
+    torch.manual_seed(0)
+    model = create_model("kglnet").eval()
+    rng = np.random.default_rng(0)
+    left = rng.integers(0, 256, (20, 64, 64), dtype=np.uint8)
+    right = rng.integers(0, 256, (20, 64, 64), dtype=np.uint8)
+    exact = score_pairs(model, left, right, batch_size=8)
+    fast = score_pairs(model, left, right, batch_size=8, precision="bf16")
+    assert fast["distance"].dtype == np.float32 and fast["probability"].shape == (20,)
+    assert np.allclose(fast["distance"], exact["distance"], atol=0.05)
+    assert np.allclose(fast["probability"], exact["probability"], atol=0.05)
+    # batch size does not change the exact scores
+    again = score_pairs(model, left, right, batch_size=20)
+    assert np.allclose(again["distance"], exact["distance"], atol=1e-5)
