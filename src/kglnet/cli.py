@@ -61,10 +61,17 @@ def _monitor_dict(items: Sequence[tuple[str, Path]] | None) -> dict[str, Path] |
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    import torch
+
     from .models import count_parameters, create_model, list_models
 
+    # Built on the meta device: parameter shapes without memory or initialisation (SPIMNet and
+    # MFD-Net have 130-150 M parameters).
     for name in list_models():
-        print(f"{name}\t{count_parameters(create_model(name))}")
+        with torch.device("meta"):
+            model = create_model(name)
+        objective = getattr(model, "objective", "kglnet")
+        print(f"{name}\t{count_parameters(model)}\t{getattr(model, 'input_size', 64)}\t{objective}")
     return 0
 
 
@@ -187,13 +194,59 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schedule_item(text: str) -> tuple[str, list[int]]:
+    name, sep, rest = text.partition("=")
+    pairs, sep2, epochs = rest.partition(":")
+    if not (sep and sep2 and name and pairs.isdigit() and epochs.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected DATASET=PAIRS:EPOCHS (e.g. visnir=100000:100), got {text!r}")
+    return name, [int(pairs), int(epochs)]
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import BenchConfig, run_benchmark
+    from .utils.io import atomic_write_json
+
+    cfg = BenchConfig(device=args.device, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
+                      eval_pairs=args.eval_pairs, eval_batch_size=args.eval_batch_size, precision=args.precision,
+                      channels_last=not args.no_channels_last, compile=args.compile,
+                      reference=not args.no_reference, fp32_project=not args.no_fp32, threads=args.threads,
+                      schedule=dict(args.schedule))
+    record = run_benchmark(cfg, progress=lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
+    if args.out:
+        atomic_write_json(args.out, record)
+    keys = ("device", "train_pairs_per_s", "fp32_train_pairs_per_s", "reference_train_pairs_per_s",
+            "train_speedup", "eval_pairs_per_s", "reference_eval_pairs_per_s", "peak_memory_gb")
+    print(json.dumps({k: record.get(k) for k in keys}, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kglnet", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("models", help="list registered models (name TAB parameter count)")
+    p = sub.add_parser("models", help="list registered models (name, parameter count, input size, objective; tab-separated)")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("bench", help="training / evaluation throughput: the project's path against the "
+                                     "reference's, in one run on one device (JSON with --out)")
+    p.add_argument("--out", type=Path, help="JSON file to write (results/benchmarks/<device>.json)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=256, help="pairs per training batch (the paper's 256)")
+    p.add_argument("--steps", type=int, default=20, help="timed training steps per path")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens here)")
+    p.add_argument("--eval-pairs", type=int, default=8192)
+    p.add_argument("--eval-batch-size", type=int, default=1024)
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="bf16", help="project path precision")
+    p.add_argument("--no-channels-last", action="store_true", help="project path in NCHW")
+    p.add_argument("--compile", default="none", choices=["none", "default", "reduce-overhead", "max-autotune"],
+                   help="torch.compile mode of the project path")
+    p.add_argument("--no-reference", action="store_true", help="skip the reference path")
+    p.add_argument("--no-fp32", action="store_true", help="skip the project's exact fp32 path")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--schedule", type=_schedule_item, action="append", default=[],
+                   help="DATASET=PAIRS:EPOCHS added to the full-schedule estimate (repeatable)")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("make-synthetic", help="generate the built-in synthetic dataset")
     p.add_argument("--out-dir", required=True, type=Path)

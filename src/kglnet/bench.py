@@ -1,0 +1,282 @@
+"""``kglnet bench``: training and evaluation throughput of the project's path against a faithful
+re-enactment of the reference's, measured in one run on one device (SPEC section 10, issue 6).
+
+The reference path behaves like the authors' code, built from this project's modules:
+
+- the model runs its four per-modality low-level layers twice per forward pass, once per branch
+  (:class:`ReferenceKGLNet`, same weights as KGL-Net; the reference's first defect of SPEC 9);
+- augmentation on the CPU, one pair at a time (the reference augmented patch by patch with a
+  CPU library), then the batch is copied to the device;
+- fp32 eager forward, loss and backward, PyTorch's default Adam;
+- one host synchronisation per step (the reference reads the loss back to log it);
+- evaluation copies each batch from host memory, runs fp32 and copies the descriptors back one
+  pair at a time in a Python loop (SPEC 9).
+
+The project path is the training loop's own step (:class:`kglnet.step.TrainStep`): patches
+resident on the device as uint8, batched augmentation on the device, the fast-path switches,
+no synchronisation per step; evaluation through :func:`kglnet.inference.score_pairs`.
+
+Both paths see the same random uint8 patches (throughput does not depend on the content), the
+same batch size and the same number of timed steps after the same warm-up.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .augment import PairAugmentation
+from .inference import resolve_device, score_pairs
+from .losses import LossConfig, kglnet_loss
+from .models import KGLNet, create_model
+from .step import TrainStep, prepare_model
+
+#: Training pairs per epoch and epochs of the paper's schedule (SPEC sections 3 and 7). The
+#: VIS-NIR training set ("country") size is not in the SPEC: give it with ``schedule``.
+PAPER_SCHEDULE: dict[str, tuple[int, int]] = {"vislwir": (17_096, 100), "os": (98_940, 200)}
+
+
+class ReferenceKGLNet(KGLNet):
+    """KGL-Net as the reference computes it: the low-level stacks run once for the descriptor
+    branch and again for the metric branch (identical outputs, about a third more work)."""
+
+    def features(self, vis: torch.Tensor, other: torch.Tensor):
+        f = super().features(vis, other)
+        # the reference's second pass through layers 1-4, for the metric branch
+        low_vis, low_other = self._low_level(vis, other)
+        f.diff_vis, f.diff_other = self.metric_high_vis(low_vis), self.metric_high_other(low_other)
+        return f
+
+
+@dataclass
+class BenchConfig:
+    """What to measure. ``precision``/``channels_last``/``compile``: the project path's switches."""
+
+    device: str = "auto"
+    batch_size: int = 256
+    steps: int = 20
+    warmup: int = 3
+    eval_pairs: int = 8192
+    eval_batch_size: int = 1024
+    precision: str = "bf16"
+    channels_last: bool = True
+    compile: str = "none"
+    reference: bool = True
+    fp32_project: bool = True     # also time the project path with the exact fp32 switches
+    seed: int = 0
+    threads: int = 0
+    schedule: dict[str, list[int]] = field(default_factory=dict)  # extra {dataset: [pairs, epochs]}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _random_patches(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, 256, (n, 64, 64), dtype=np.uint8), rng.integers(0, 256, (n, 64, 64), dtype=np.uint8))
+
+
+def _loss_fn(generator: torch.Generator):
+    return lambda model, vis, other: kglnet_loss(model, vis, other, LossConfig(), generator=generator)
+
+
+def _make_optimizer(model: KGLNet) -> torch.optim.Optimizer:
+    features, head = model.parameter_groups()
+    return torch.optim.Adam([{"params": features, "lr": 5e-3}, {"params": head, "lr": 5e-5}])
+
+
+def time_project_training(cfg: BenchConfig, device: torch.device, vis: np.ndarray, other: np.ndarray,
+                          precision: str, channels_last: bool, compile: str) -> dict[str, float]:
+    """Pairs/s of the training loop's step, end to end from device-resident uint8 patches."""
+    torch.manual_seed(cfg.seed)
+    model = create_model("kglnet").to(device).train()
+    step = TrainStep(model, _make_optimizer(model), _loss_fn(torch.Generator(device=device).manual_seed(2)),
+                     augment=PairAugmentation(), augment_generator=torch.Generator(device=device).manual_seed(1),
+                     precision=precision, channels_last=channels_last, compile=compile)
+    vis_d, other_d = torch.from_numpy(vis).to(device), torch.from_numpy(other).to(device)
+    n, b = len(vis), cfg.batch_size
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed)).to(device)
+
+    def run(k: int) -> None:
+        for i in range(k):
+            idx = order[(i * b) % (n - b + 1):][:b]
+            step(vis_d.index_select(0, idx), other_d.index_select(0, idx))
+
+    t0 = time.perf_counter()
+    run(cfg.warmup)
+    _sync(device)
+    warmup_s = time.perf_counter() - t0
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    run(cfg.steps)
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    if step.check_finite() is not None:
+        raise RuntimeError("benchmark training produced a non-finite loss")
+    out = {"pairs_per_s": cfg.steps * b / seconds, "step_ms": 1000 * seconds / cfg.steps, "warmup_s": warmup_s}
+    if device.type == "cuda":
+        out["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return out
+
+
+def time_reference_training(cfg: BenchConfig, device: torch.device, vis: np.ndarray,
+                            other: np.ndarray) -> dict[str, float]:
+    """Pairs/s of the re-enacted reference step: per-pair CPU augmentation, copy, fp32 eager step
+    with the duplicate low-level pass, ``loss.item()`` every step. Also the step alone."""
+    torch.manual_seed(cfg.seed)
+    model = ReferenceKGLNet().to(device).train()
+    optimizer = _make_optimizer(model)
+    loss_fn = _loss_fn(torch.Generator(device=device).manual_seed(2))
+    augment = PairAugmentation()
+    cpu_gen = torch.Generator().manual_seed(1)
+    n, b = len(vis), cfg.batch_size
+    augment_s = step_s = 0.0
+
+    def run(k: int) -> None:
+        nonlocal augment_s, step_s
+        for i in range(k):
+            lo = (i * b) % (n - b + 1)
+            t0 = time.perf_counter()
+            pairs = [augment(torch.from_numpy(vis[j:j + 1]).unsqueeze(1).float().div(255.0),
+                             torch.from_numpy(other[j:j + 1]).unsqueeze(1).float().div(255.0), cpu_gen)
+                     for j in range(lo, lo + b)]
+            batch_vis = torch.cat([p[0] for p in pairs]).to(device)
+            batch_other = torch.cat([p[1] for p in pairs]).to(device)
+            t1 = time.perf_counter()
+            terms = loss_fn(model, batch_vis, batch_other)
+            optimizer.zero_grad()
+            terms["total"].backward()
+            optimizer.step()
+            terms["total"].item()  # the per-step read-back (a host synchronisation)
+            t2 = time.perf_counter()
+            augment_s += t1 - t0
+            step_s += t2 - t1
+
+    run(cfg.warmup)
+    augment_s = step_s = 0.0
+    t0 = time.perf_counter()
+    run(cfg.steps)
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    pairs = cfg.steps * b
+    return {"pairs_per_s": pairs / seconds, "step_only_pairs_per_s": pairs / step_s,
+            "augment_ms_per_batch": 1000 * augment_s / cfg.steps}
+
+
+@torch.no_grad()
+def time_reference_evaluation(cfg: BenchConfig, device: torch.device, vis: np.ndarray, other: np.ndarray) -> float:
+    """Pairs/s of the reference's evaluation: per-batch host copies, fp32, per-pair read-back."""
+    model = ReferenceKGLNet().to(device).eval()
+    out = np.empty(len(vis), dtype=np.float32)
+    t0 = time.perf_counter()
+    for lo in range(0, len(vis), cfg.eval_batch_size):
+        a = torch.from_numpy(vis[lo:lo + cfg.eval_batch_size]).to(device).unsqueeze(1).float() / 255.0
+        c = torch.from_numpy(other[lo:lo + cfg.eval_batch_size]).to(device).unsqueeze(1).float() / 255.0
+        desc_a, desc_c, prob = model(a, c)
+        for i in range(len(a)):  # the reference copies descriptors one at a time
+            out[lo + i] = float(torch.linalg.vector_norm(desc_a[i] - desc_c[i]))
+        prob.cpu()
+    _sync(device)
+    return len(vis) / (time.perf_counter() - t0)
+
+
+def time_project_evaluation(cfg: BenchConfig, device: torch.device, vis: np.ndarray, other: np.ndarray) -> float:
+    """Pairs/s of :func:`kglnet.inference.score_pairs` with the project path's switches."""
+    model = prepare_model(create_model("kglnet").to(device).eval(), cfg.channels_last)
+    runner = model if cfg.compile == "none" else torch.compile(model, mode=cfg.compile, dynamic=False)
+    kwargs = dict(batch_size=cfg.eval_batch_size, device=device, precision=cfg.precision,
+                  channels_last=cfg.channels_last)
+    score_pairs(runner, vis[: 2 * cfg.eval_batch_size], other[: 2 * cfg.eval_batch_size], **kwargs)  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    score_pairs(runner, vis, other, **kwargs)
+    return len(vis) / (time.perf_counter() - t0)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, " \
+           f"{os.cpu_count()} cores visible)"
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip() or None
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def full_schedule_minutes(train_pairs_per_s: float, extra: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    """Minutes to train the paper's schedule per dataset at ``train_pairs_per_s`` (and the total)."""
+    schedule = {k: tuple(v) for k, v in PAPER_SCHEDULE.items()}
+    for name, value in (extra or {}).items():
+        if len(value) != 2 or min(value) < 1:
+            raise ValueError(f"schedule {name!r}: expected [pairs per epoch, epochs], got {value!r}")
+        schedule[name] = (int(value[0]), int(value[1]))
+    per = {name: pairs * epochs / train_pairs_per_s / 60 for name, (pairs, epochs) in schedule.items()}
+    return {"per_dataset": per, "total": sum(per.values()),
+            "schedule": {k: {"pairs_per_epoch": p, "epochs": e} for k, (p, e) in schedule.items()},
+            "missing": [] if "visnir" in schedule else ["visnir (training-set size not in the SPEC; "
+                                                        "pass --schedule visnir=PAIRS:100)"]}
+
+
+def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
+    """Measure both paths on one device; returns the JSON record (see the module docstring)."""
+    if cfg.batch_size < 2 or cfg.steps < 1 or cfg.warmup < 0 or cfg.eval_pairs < 1:
+        raise ValueError("batch_size >= 2, steps >= 1, warmup >= 0 and eval_pairs >= 1 are required")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    n_train = max(cfg.batch_size * 4, cfg.batch_size + 1)
+    vis, other = _random_patches(max(n_train, cfg.eval_pairs), cfg.seed)
+    record: dict[str, Any] = {
+        "device": device_name(device), "device_type": device.type, "torch": torch.__version__,
+        "cuda": torch.version.cuda, "kglnet": __version__, "git_commit": _git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "config": asdict(cfg),
+    }
+    progress(f"project training ({cfg.precision}, channels_last={cfg.channels_last}, compile={cfg.compile})")
+    fast = time_project_training(cfg, device, vis[:n_train], other[:n_train], cfg.precision, cfg.channels_last,
+                                 cfg.compile)
+    record["train_pairs_per_s"] = fast["pairs_per_s"]
+    record["train_step_ms"] = fast["step_ms"]
+    record["train_warmup_s"] = fast["warmup_s"]
+    record["peak_memory_gb"] = fast.get("peak_memory_gb")
+    if cfg.fp32_project:
+        progress("project training, exact fp32 path")
+        exact = time_project_training(cfg, device, vis[:n_train], other[:n_train], "fp32", False, "none")
+        record["fp32_train_pairs_per_s"] = exact["pairs_per_s"]
+    progress("project evaluation")
+    record["eval_pairs_per_s"] = time_project_evaluation(cfg, device, vis[:cfg.eval_pairs], other[:cfg.eval_pairs])
+    if cfg.reference:
+        progress("reference training")
+        ref = time_reference_training(cfg, device, vis[:n_train], other[:n_train])
+        record["reference_train_pairs_per_s"] = ref["pairs_per_s"]
+        record["reference_train_step_only_pairs_per_s"] = ref["step_only_pairs_per_s"]
+        record["reference_augment_ms_per_batch"] = ref["augment_ms_per_batch"]
+        record["train_speedup"] = record["train_pairs_per_s"] / ref["pairs_per_s"]
+        progress("reference evaluation")
+        record["reference_eval_pairs_per_s"] = time_reference_evaluation(
+            cfg, device, vis[:cfg.eval_pairs], other[:cfg.eval_pairs])
+        record["eval_speedup"] = record["eval_pairs_per_s"] / record["reference_eval_pairs_per_s"]
+    record["full_schedule_minutes"] = full_schedule_minutes(record["train_pairs_per_s"], cfg.schedule)
+    return record
+
+
+__all__ = ["BenchConfig", "PAPER_SCHEDULE", "ReferenceKGLNet", "full_schedule_minutes", "run_benchmark",
+           "time_project_training", "time_reference_training", "time_project_evaluation",
+           "time_reference_evaluation"]
