@@ -19,12 +19,15 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "kglnet.cli", *map(str, args)], capture_output=True, text=True)
 
 
-def test_models_lists_name_tab_parameters(capsys):
+def test_models_lists_name_parameters_input_size_objective(capsys):
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert "kglnet\t6409713" in lines
-    assert "kglnet_shared_lowlevel\t6344136" in lines
-    assert all(len(line.split("\t")) == 2 for line in lines)
+    assert "kglnet\t6409713\t64\tkglnet" in lines
+    assert "kglnet_shared_lowlevel\t6344136\t64\tkglnet" in lines
+    assert "tfeat\t599808\t32\ttfeat" in lines
+    assert "spimnet\t130872965\t64\tbce_random_negatives" in lines
+    assert "mfd_net8\t151203717\t64\tbce_random_negatives" in lines
+    assert all(len(line.split("\t")) == 4 for line in lines)
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,18 @@ import torch.nn as nn
 
 import kglnet.models.descriptors  # noqa: F401  (registers the descriptor baselines)
 import kglnet.models.metric_nets  # noqa: F401  (registers the metric baselines)
+import kglnet.models.pn_qnet  # noqa: F401  (registers "pnnet" and "qnet")
 from kglnet import objectives
 from kglnet.losses import hardest_negatives, hybrid_triplet_loss, norm_loss, pair_distance, random_negative_index
 from kglnet.models import create_model
 from kglnet.models.layers import l2_normalize
 from kglnet.objectives import (
-    OBJECTIVES, compactness_loss, get_objective, hardest_in_batch, hardnet_triplet_loss, objective_for,
-    sos_regularizer,
+    OBJECTIVES, compactness_loss, euclidean_pair_distance, get_objective, hardest_in_batch, hardnet_triplet_loss,
+    objective_for, soft_pn_loss, sos_regularizer,
 )
 
-BASELINES = ["l2net", "hardnet", "sosnet", "hynet", "tfeat", "siamese", "pseudo_siamese", "two_channel", "matchnet"]
+BASELINES = ["l2net", "hardnet", "sosnet", "hynet", "tfeat", "pnnet", "qnet", "siamese", "pseudo_siamese",
+             "two_channel", "matchnet"]
 
 
 def unit(*degrees):
@@ -203,6 +205,168 @@ def test_hynet_objective_matches_kglnet_helpers():
     assert torch.allclose(out["total"], triplet + norm, atol=1e-5)
 
 
+# ------------------------------------------------------------------ SoftPN (PN-Net) and Q-Net --
+
+class FixedRawDescriptors(nn.Module):
+    """Like FixedDescriptors, but the given (not unit-length) vectors are the RAW descriptors."""
+
+    def __init__(self, raw_vis, raw_other):
+        super().__init__()
+        self.raw_vis = nn.Parameter(torch.as_tensor(raw_vis, dtype=torch.float64).clone())
+        self.raw_other = nn.Parameter(torch.as_tensor(raw_other, dtype=torch.float64).clone())
+
+    def raw_descriptors(self, vis, other):
+        return self.raw_vis[vis[:, 0, 0, 0].long()], self.raw_other[other[:, 0, 0, 0].long()]
+
+    def forward(self, vis, other):
+        raw_vis, raw_other = self.raw_descriptors(vis, other)
+        return l2_normalize(raw_vis), l2_normalize(raw_other), None
+
+
+def e(x):
+    """The objectives' Euclidean distance for a true distance x: sqrt(x^2 + 1e-6)."""
+    return math.sqrt(x * x + 1e-6)
+
+
+def dist(a, b):
+    return e(math.dist(a, b))
+
+
+def softpn_paper(d_pos, d_neg):
+    """PN-Net's SoftPN of one triplet, written as in the paper."""
+    s_pos = math.exp(d_pos) / (math.exp(d_neg) + math.exp(d_pos))
+    s_neg = math.exp(d_neg) / (math.exp(d_neg) + math.exp(d_pos))
+    return s_pos ** 2 + (s_neg - 1) ** 2
+
+
+def reduce_like_torch(values):
+    """Torch's MSECriterion averages over the 2P softmax entries: half the mean per-example value."""
+    return sum(values) / len(values) / 2
+
+
+# Two positive pairs in 2-D; with P = 2 the in-batch negative of pair 0 is pair 1 and vice versa.
+VIS2, OTHER2 = [(0.0, 0.0), (3.0, 0.0)], [(1.0, 0.0), (3.0, 1.5)]
+
+
+def test_soft_pn_loss_is_torch_mse_of_softmax():
+    d_pos = torch.tensor([0.3, 2.0, 1.0], dtype=torch.float64)
+    d_neg = torch.tensor([1.5, 0.5, 1.0], dtype=torch.float64)
+    target = torch.tensor([[1.0, 0.0]] * 3, dtype=torch.float64)
+    torch_mse = torch.nn.functional.mse_loss(torch.softmax(torch.stack([d_neg, d_pos], dim=1), dim=1), target)
+    assert soft_pn_loss(d_pos, d_neg).item() == pytest.approx(torch_mse.item(), abs=1e-15)
+    expected = reduce_like_torch([softpn_paper(p, n) for p, n in [(0.3, 1.5), (2.0, 0.5), (1.0, 1.0)]])
+    assert soft_pn_loss(d_pos, d_neg).item() == pytest.approx(expected, abs=1e-15)
+    assert soft_pn_loss(d_pos, d_neg.new_full((3,), 100.0)).item() < 1e-40   # far negatives: no loss
+
+
+def test_euclidean_pair_distance_by_hand():
+    a = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    b = torch.tensor([[3.0, 4.0], [1.0, 1.0]], dtype=torch.float64)
+    assert euclidean_pair_distance(a, b).tolist() == pytest.approx([e(5.0), 1e-3], abs=1e-12)
+    u, v = unit(0, 30), unit(40, 100)
+    assert torch.allclose(euclidean_pair_distance(u, v), pair_distance(u, v), atol=1e-12)
+
+
+@pytest.mark.parametrize("negative, expected_neg", [
+    # "other": N_0 = X_1 = (3, 1.5): min(D(VIS_0, N_0) = 3.354, D(X_0, N_0) = 2.5) = 2.5
+    #          N_1 = X_0 = (1, 0):   min(D(VIS_1, N_1) = 2,     D(X_1, N_1) = 2.5) = 2
+    ("other", [2.5, 2.0]),
+    # "vis":   N_0 = VIS_1 = (3, 0): min(3, D(X_0, VIS_1) = 2) = 2;  N_1 = VIS_0: min(3, 3.354) = 3
+    ("vis", [2.0, 3.0]),
+])
+def test_softpn_objective_by_hand(negative, expected_neg):
+    model = FixedRawDescriptors(VIS2, OTHER2)
+    out = OBJECTIVES["softpn"](model, index_patches(2), index_patches(2), negative=negative)
+    d_pos = [e(1.0), e(1.5)]
+    d_neg = [e(x) for x in expected_neg]
+    expected = reduce_like_torch([softpn_paper(p, n) for p, n in zip(d_pos, d_neg)])
+    assert out["total"].item() == pytest.approx(expected, abs=1e-12)
+    assert out["softpn"].item() == out["total"].item()
+    assert out["d_pos"].item() == pytest.approx(sum(d_pos) / 2, abs=1e-12)
+    assert out["d_neg"].item() == pytest.approx(sum(d_neg) / 2, abs=1e-12)
+    out["total"].backward()
+    assert model.raw_vis.grad.abs().sum() > 0 and model.raw_other.grad.abs().sum() > 0
+
+
+def test_softpn_random_spectrum_by_hand_and_reproducible():
+    # P = 4 triplets; j from random_negative_index, then one coin per triplet: 1 -> VIS_j, 0 -> X_j
+    vis = [(0.0, 0.0), (3.0, 0.0), (0.0, 2.0), (-1.0, 1.0)]
+    other = [(1.0, 0.0), (3.0, 1.5), (0.5, 2.0), (-1.0, -0.5)]
+    model = FixedRawDescriptors(vis, other)
+    seen_coins = set()
+    for seed in range(6):
+        out = OBJECTIVES["softpn"](model, index_patches(4), index_patches(4),
+                                   generator=torch.Generator().manual_seed(seed))
+        g = torch.Generator().manual_seed(seed)
+        j = random_negative_index(4, "cpu", g).tolist()
+        coins = torch.randint(0, 2, (4,), generator=g).tolist()
+        seen_coins.update(coins)
+        values = []
+        for i in range(4):
+            n = vis[j[i]] if coins[i] == 1 else other[j[i]]
+            values.append(softpn_paper(dist(vis[i], other[i]), min(dist(vis[i], n), dist(other[i], n))))
+        assert out["total"].item() == pytest.approx(reduce_like_torch(values), abs=1e-12)
+        again = OBJECTIVES["softpn"](model, index_patches(4), index_patches(4),
+                                     generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(out["total"], again["total"])
+    assert seen_coins == {0, 1}   # both spectra were drawn
+
+
+def test_softpn_rejects_unknown_negative_spectrum():
+    with pytest.raises(ValueError, match="negative"):
+        OBJECTIVES["softpn"](FixedRawDescriptors(VIS2, OTHER2), index_patches(2), index_patches(2), negative="nir")
+
+
+def test_quadruplet_objective_by_hand_two_pairs():
+    # One quadruplet per pair: (VIS_0, X_0, VIS_1, X_1) and (VIS_1, X_1, VIS_0, X_0), the same distances.
+    # matching: D(VIS_0, X_0) = 1, D(VIS_1, X_1) = 1.5 -> d_pos = max = 1.5
+    # non-matching: VIS_0-VIS_1 3, VIS_0-X_1 3.354, X_0-VIS_1 2, X_0-X_1 2.5 -> d_neg = min = 2
+    model = FixedRawDescriptors(VIS2, OTHER2)
+    out = OBJECTIVES["quadruplet"](model, index_patches(2), index_patches(2))
+    expected = reduce_like_torch([softpn_paper(e(1.5), e(2.0))] * 2)
+    assert out["total"].item() == pytest.approx(expected, abs=1e-12)
+    assert out["quadruplet"].item() == out["total"].item()
+    assert out["d_pos"].item() == pytest.approx(e(1.5), abs=1e-12)
+    assert out["d_neg"].item() == pytest.approx(e(2.0), abs=1e-12)
+    # one positive (the 4n_1p variant): d_pos is each quadruplet's own first pair, 1 and 1.5
+    one = OBJECTIVES["quadruplet"](model, index_patches(2), index_patches(2), both_positives=False)
+    expected = reduce_like_torch([softpn_paper(e(1.0), e(2.0)), softpn_paper(e(1.5), e(2.0))])
+    assert one["total"].item() == pytest.approx(expected, abs=1e-12)
+    out["total"].backward()
+    assert model.raw_vis.grad.abs().sum() > 0 and model.raw_other.grad.abs().sum() > 0
+
+
+def test_quadruplet_objective_by_hand_drawn_pairs_and_reproducible():
+    vis = [(0.0, 0.0), (3.0, 0.0), (0.0, 2.0), (-1.0, 1.0), (2.0, 2.0)]
+    other = [(1.0, 0.0), (3.0, 1.5), (0.5, 2.0), (-1.0, -0.5), (2.0, 3.0)]
+    model = FixedRawDescriptors(vis, other)
+    patches = index_patches(5)
+    out = OBJECTIVES["quadruplet"](model, patches, patches, generator=torch.Generator().manual_seed(4))
+    j = random_negative_index(5, "cpu", torch.Generator().manual_seed(4)).tolist()
+    values = []
+    for i in range(5):
+        d_pos = max(dist(vis[i], other[i]), dist(vis[j[i]], other[j[i]]))
+        d_neg = min(dist(a, b) for a in (vis[i], other[i]) for b in (vis[j[i]], other[j[i]]))
+        values.append(softpn_paper(d_pos, d_neg))
+    assert out["total"].item() == pytest.approx(reduce_like_torch(values), abs=1e-12)
+    again = OBJECTIVES["quadruplet"](model, patches, patches, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(out["total"], again["total"])
+
+
+def test_softpn_and_quadruplet_normalize_option():
+    # normalize=True: the distances are those of the L2-normalised descriptors (unit circle here)
+    model = FixedRawDescriptors([(2.0, 0.0), (0.0, 3.0)], [(0.0, 0.5), (-4.0, 0.0)])
+    # unit: VIS at 0, 90 degrees; X at 90, 180 degrees
+    out = OBJECTIVES["quadruplet"](model, index_patches(2), index_patches(2), normalize=True)
+    d_pos = max(d(90), d(90))
+    d_neg = min(d(90), d(180), d(0), d(90))        # VIS_0-VIS_1, VIS_0-X_1, X_0-VIS_1, X_0-X_1
+    assert out["total"].item() == pytest.approx(reduce_like_torch([softpn_paper(d_pos, d_neg)] * 2), abs=1e-9)
+    out = OBJECTIVES["softpn"](model, index_patches(2), index_patches(2), negative="other", normalize=True)
+    # N_0 = X_1 (180): min(D(VIS_0, X_1) = 180, D(X_0, X_1) = 90); N_1 = X_0 (90): min(D(VIS_1, X_0) = 0, 90)
+    values = [softpn_paper(d(90), min(d(180), d(90))), softpn_paper(d(90), min(d(0), d(90)))]
+    assert out["total"].item() == pytest.approx(reduce_like_torch(values), abs=1e-9)
+
+
 # -------------------------------------------------------------------------- random negatives --
 
 def test_random_negatives_never_pick_the_positive():
@@ -265,7 +429,8 @@ def test_objective_finite_scalar_with_gradients(name):
 
 
 def test_objective_lookup_and_misuse():
-    assert set(OBJECTIVES) == {"hardnet", "sosnet", "hynet", "tfeat", "l2net", "bce_random_negatives"}
+    assert set(OBJECTIVES) == {"hardnet", "sosnet", "hynet", "tfeat", "l2net", "softpn", "quadruplet",
+                               "bce_random_negatives"}
     with pytest.raises(KeyError, match="known"):
         get_objective("nope")
     with pytest.raises(TypeError, match="no descriptors"):

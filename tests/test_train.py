@@ -120,6 +120,15 @@ def test_sgd_optimises_the_metric_head_too():
     assert [g["lr"] for g in opt.param_groups] == [5e-3, 5e-5]
 
 
+def test_sgd_dampening_reaches_the_optimiser():
+    """Torch7's optim.sgd (Q-Net, PN-Net) damps momentum by default: dampening = momentum."""
+    model = create_model("qnet")
+    opt = train_module._make_optimizer(model, TrainConfig(model="qnet", optimizer="sgd", momentum=0.9, dampening=0.9))
+    assert opt.param_groups[0]["dampening"] == 0.9
+    with pytest.raises(ValueError, match=r"dampening must be a number in \[0, 1\)"):
+        TrainConfig(dampening=1.0)
+
+
 def test_nadam_is_keras_nadam_and_unknown_optimizers_are_named():
     """Several cross-spectral baselines were trained with Keras' Nadam (beta 0.9 / 0.999,
     momentum decay 0.004 = Keras' schedule_decay)."""
@@ -218,7 +227,7 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
     # A checkpoint written before the ablation switches existed fingerprinted exactly this.
     legacy = dataclasses.asdict(TrainConfig())
     for k in ("epochs", "device", "eval_batch_size", "threads", "select_on", "weight_decay", "momentum",
-              "precision", "channels_last", "compile"):
+              "dampening", "precision", "channels_last", "compile"):
         legacy.pop(k)
     for k in ("triplet_weight", "bce_weight", "feature_weight", "negatives"):
         legacy["loss"].pop(k)
@@ -227,9 +236,10 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
     for changed in ({"select_on": "descriptor"}, {"loss": {"bce_weight": 0.0}}, {"loss": {"triplet_weight": 0.5}},
                     {"loss": {"feature_weight": 0.0}}, {"loss": {"negatives": "random"}}, {"loss": {"norm_weight": 0.0}},
                     {"model": "kglnet_shared_lowlevel"}, {"weight_decay": 1e-4}, {"momentum": 0.5},
-                    {"precision": "bf16"}, {"channels_last": True}, {"compile": "default"}):
+                    {"precision": "bf16"}, {"channels_last": True}, {"compile": "default"},
+                    {"dampening": 0.9}):
         keys.add(TrainConfig.from_dict(changed).resume_key())
-    assert len(keys) == 13
+    assert len(keys) == 14
 
 
 def test_random_negatives_resume_exactly(tiny_dataset, micro_train, tmp_path):

@@ -12,8 +12,8 @@ is given, so the draws are reproducible). Distances between L2-normalised descri
 unit vectors).
 
 Model interfaces the objectives use: ``model(vis, other)`` (descriptors) for ``hardnet``,
-``sosnet``, ``tfeat``, ``l2net``; ``model.raw_descriptors(vis, other)`` for ``hynet``;
-``model.logits(vis, other)`` for ``bce_random_negatives``.
+``sosnet``, ``tfeat``, ``l2net``; ``model.raw_descriptors(vis, other)`` for ``hynet``, ``softpn``
+and ``quadruplet``; ``model.logits(vis, other)`` for ``bce_random_negatives``.
 """
 
 from __future__ import annotations
@@ -188,6 +188,110 @@ def tfeat_objective(model, vis: torch.Tensor, other: torch.Tensor,
     return {"total": loss, "triplet": loss, "d_pos": d_pos.detach().mean(), "d_neg": d_neg.detach().mean()}
 
 
+NEGATIVE_SPECTRA = ("random", "vis", "other")
+
+
+def euclidean_pair_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Euclidean distance of aligned pairs of descriptors of any length: ``sqrt(sum (a-b)^2 + eps)``.
+
+    For unit vectors this is :func:`kglnet.losses.pair_distance`. Shapes: [P,D],[P,D] -> [P].
+    """
+    return torch.sqrt((a - b).pow(2).sum(dim=1) + eps)
+
+
+def soft_pn_loss(d_pos: torch.Tensor, d_neg: torch.Tensor) -> torch.Tensor:
+    """PN-Net's SoftPN loss of P examples, as the released Torch code computes it.
+
+    Per example, with the softmax of (d_neg, d_pos): ``s_neg = e^d_neg / (e^d_neg + e^d_pos)``,
+    ``s_pos = 1 - s_neg``; the paper's loss is ``s_pos^2 + (s_neg - 1)^2`` (= ``2 s_pos^2``).
+    Returned: ``mean_i (s_pos^2 + (s_neg - 1)^2) / 2``, i.e. Torch's ``MSECriterion`` of the
+    softmax against the target (1, 0) averaged over all 2P entries (PN-Net's and Q-Net's
+    ``DistanceRatioCriterion``), so the published learning rates apply unchanged; it is half the
+    paper's per-example value. Shapes: [P],[P] -> scalar.
+    """
+    soft = torch.softmax(torch.stack([d_neg, d_pos], dim=1), dim=1)
+    return 0.5 * ((soft[:, 0] - 1.0).pow(2) + soft[:, 1].pow(2)).mean()
+
+
+def _raw_pairs(model, vis: torch.Tensor, other: torch.Tensor,
+               normalize: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    raw_vis, raw_other = model.raw_descriptors(vis, other)
+    _check_batch(raw_vis.shape[0])
+    if normalize:
+        return l2_normalize(raw_vis), l2_normalize(raw_other)
+    return raw_vis, raw_other
+
+
+def _coin_flips(p: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    """P fair 0/1 draws (int64) from ``generator`` (on its own device, then moved) or the default one."""
+    gen_device = generator.device if generator is not None else device
+    return torch.randint(0, 2, (p,), generator=generator, device=gen_device).to(device)
+
+
+def softpn_objective(model, vis: torch.Tensor, other: torch.Tensor,
+                     generator: torch.Generator | None = None, negative: str = "random",
+                     normalize: bool = False) -> dict[str, torch.Tensor]:
+    """PN-Net (Balntas et al., arXiv 2016) as trained cross-spectrally by Q-Net's authors
+    (Aguilera et al., Sensors 2017, Section 3.3): SoftPN on in-batch triplets.
+
+    Triplet i (P per batch): the matching pair (VIS_i, X_i) and one non-matching patch N_i of
+    pair j != i, j drawn uniformly (:func:`kglnet.losses.random_negative_index`, from
+    ``generator``); with ``negative="random"`` (default) N_i is VIS_j or X_j with probability
+    1/2 each (a second draw from ``generator``, after j), Q-Net's "random" false pair;
+    ``"vis"`` / ``"other"`` always take VIS_j / X_j. ``d_pos = D(VIS_i, X_i)``, ``d_neg =
+    min(D(VIS_i, N_i), D(X_i, N_i))`` (PN-Net's in-triplet mining), loss :func:`soft_pn_loss`.
+    D is :func:`euclidean_pair_distance` of the raw descriptors (``model.raw_descriptors``, the
+    tanh outputs the papers train on); ``normalize=True`` uses the L2-normalised ones instead.
+    Everything stays on the descriptors' device; the same ``generator`` state gives the same
+    triplets. A drawn j shows the same physical point as i only if the batch holds it twice.
+    """
+    if negative not in NEGATIVE_SPECTRA:
+        raise ValueError(f"negative must be one of {NEGATIVE_SPECTRA}, got {negative!r}")
+    desc_vis, desc_other = _raw_pairs(model, vis, other, normalize)
+    p, device = desc_vis.shape[0], desc_vis.device
+    index = random_negative_index(p, device, generator)
+    neg_vis, neg_other = desc_vis.index_select(0, index), desc_other.index_select(0, index)
+    if negative == "random":
+        take_vis = (_coin_flips(p, device, generator) == 1).unsqueeze(1)
+        neg = torch.where(take_vis, neg_vis, neg_other)
+    else:
+        neg = neg_vis if negative == "vis" else neg_other
+    d_pos = euclidean_pair_distance(desc_vis, desc_other)
+    d_neg = torch.minimum(euclidean_pair_distance(desc_vis, neg), euclidean_pair_distance(desc_other, neg))
+    loss = soft_pn_loss(d_pos, d_neg)
+    return {"total": loss, "softpn": loss, "d_pos": d_pos.detach().mean(), "d_neg": d_neg.detach().mean()}
+
+
+def quadruplet_objective(model, vis: torch.Tensor, other: torch.Tensor,
+                         generator: torch.Generator | None = None, both_positives: bool = True,
+                         normalize: bool = False) -> dict[str, torch.Tensor]:
+    """Q-Net (Aguilera et al., Sensors 2017): SoftPN on in-batch quadruplets.
+
+    Quadruplet i (P per batch): two matching cross-spectral pairs, (VIS_i, X_i) and (VIS_j, X_j)
+    with j != i drawn uniformly (:func:`kglnet.losses.random_negative_index`, from
+    ``generator``), as Q-Net's data script pairs two random matching pairs. ``d_pos =
+    max(D(VIS_i, X_i), D(VIS_j, X_j))`` (the harder of the two matching pairs; with
+    ``both_positives=False`` only ``D(VIS_i, X_i)``), ``d_neg = min(D(VIS_i, VIS_j),
+    D(VIS_i, X_j), D(X_i, VIS_j), D(X_i, X_j))`` (the hardest of the four non-matching pairs);
+    loss :func:`soft_pn_loss` (the released ``quadruplet_4n_2p`` network: four negatives, two
+    positives). D is :func:`euclidean_pair_distance` of the raw descriptors
+    (``model.raw_descriptors``); ``normalize=True`` uses the L2-normalised ones. All on the
+    descriptors' device, reproducible with ``generator``. Each pair is the first pair of its own
+    quadruplet and the second pair of those that drew it.
+    """
+    desc_vis, desc_other = _raw_pairs(model, vis, other, normalize)
+    index = random_negative_index(desc_vis.shape[0], desc_vis.device, generator)
+    vis_j, other_j = desc_vis.index_select(0, index), desc_other.index_select(0, index)
+    d_match = euclidean_pair_distance(desc_vis, desc_other)
+    d_pos = torch.maximum(d_match, d_match.index_select(0, index)) if both_positives else d_match
+    d_neg = torch.stack([
+        euclidean_pair_distance(desc_vis, vis_j), euclidean_pair_distance(desc_vis, other_j),
+        euclidean_pair_distance(desc_other, vis_j), euclidean_pair_distance(desc_other, other_j),
+    ], dim=1).min(dim=1).values
+    loss = soft_pn_loss(d_pos, d_neg)
+    return {"total": loss, "quadruplet": loss, "d_pos": d_pos.detach().mean(), "d_neg": d_neg.detach().mean()}
+
+
 def l2net_objective(model, vis: torch.Tensor, other: torch.Tensor,
                     generator: torch.Generator | None = None,
                     compactness_weight: float = 1.0) -> dict[str, torch.Tensor]:
@@ -258,6 +362,8 @@ OBJECTIVES: dict[str, Objective] = {
     "hynet": hynet_objective,
     "tfeat": tfeat_objective,
     "l2net": l2net_objective,
+    "softpn": softpn_objective,
+    "quadruplet": quadruplet_objective,
     "bce_random_negatives": bce_random_negatives_objective,
 }
 
@@ -280,4 +386,5 @@ def objective_for(model) -> Objective:
 
 __all__ = ["OBJECTIVES", "get_objective", "objective_for", "hardest_in_batch", "hardnet_triplet_loss",
            "sos_regularizer", "compactness_loss", "hardnet_objective", "sosnet_objective", "hynet_objective",
-           "tfeat_objective", "l2net_objective", "bce_random_negatives_objective"]
+           "tfeat_objective", "l2net_objective", "bce_random_negatives_objective", "euclidean_pair_distance",
+           "soft_pn_loss", "softpn_objective", "quadruplet_objective", "NEGATIVE_SPECTRA"]

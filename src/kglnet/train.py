@@ -61,6 +61,7 @@ class TrainConfig:
     select_on: str = "metric"        # validation FPR95 that picks best.pt: "metric" or "descriptor"
     weight_decay: float = 0.0        # L2 penalty of the optimiser (baselines' papers use some)
     momentum: float = 0.9            # SGD momentum
+    dampening: float = 0.0           # SGD dampening (Torch7's optim.sgd used dampening = momentum)
     # Fast-path switches (src/kglnet/step.py); the defaults are the exact fp32 eager path.
     precision: str = "fp32"          # "fp32" or "bf16" (autocast for forward pass, loss and evaluation)
     channels_last: bool = False      # NHWC memory format for the convolutions
@@ -69,7 +70,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.select_on not in SELECT_ON:
             raise ValueError(f"select_on must be one of {', '.join(SELECT_ON)}; got {self.select_on!r}")
-        for name in ("weight_decay", "momentum"):
+        for name in ("weight_decay", "momentum", "dampening"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ValueError(f"{name} must be a number in [0, 1); got {value!r}")
@@ -111,7 +112,7 @@ class TrainConfig:
 
 
 SELECT_ON = ("metric", "descriptor")
-_LATER_DEFAULTS = {"select_on": "metric", "weight_decay": 0.0, "momentum": 0.9, "precision": "fp32",
+_LATER_DEFAULTS = {"select_on": "metric", "weight_decay": 0.0, "momentum": 0.9, "dampening": 0.0, "precision": "fp32",
                    "channels_last": False, "compile": "none"}
 _LATER_LOSS_DEFAULTS = {"triplet_weight": 1.0, "bce_weight": 1.0, "feature_weight": 1.0, "negatives": "hardest"}
 
@@ -152,7 +153,8 @@ def _make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
         return torch.optim.NAdam(groups, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
         # The reference's SGD option dropped the metric head; here both groups are optimised.
-        return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, momentum=cfg.momentum, dampening=cfg.dampening,
+                               weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; allowed: adam, nadam, sgd")
 
 

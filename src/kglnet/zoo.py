@@ -1,7 +1,7 @@
 """The baselines of the paper's tables as workflow model entries (``zoo: true`` in a config).
 
-Each entry trains a registered model (src/kglnet/models/descriptors.py, metric_nets.py) with its
-own paper's objective (src/kglnet/objectives.py, chosen by the model) and optimiser settings, in
+Each entry trains a registered model (src/kglnet/models/: descriptors.py, metric_nets.py and one
+module per cross-spectral network) with its own paper's objective (src/kglnet/objectives.py, chosen by the model) and optimiser settings, in
 the project's loop: same data, augmentation, epochs, batch size (the dataset's / KGL-Net's), seeds,
 checkpoint selection on validation and evaluation as KGL-Net. ``settings`` says where each
 optimiser setting comes from; where the paper's could not be verified, HardNet's are used and the
@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import copy
 
-__all__ = ["ZOO", "zoo_entries"]
+__all__ = ["NOT_BUILT", "ZOO", "zoo_entries"]
 
 _HARDNET_SGD = {"optimizer": "sgd", "lr_features": 0.1, "momentum": 0.9, "weight_decay": 0.0001}
 _AGUILERA_SGD = {"optimizer": "sgd", "lr_features": 0.05, "momentum": 0.9, "weight_decay": 0.0005}
+# The Keras code of SCFDM, AFD-Net, MFD-Net, EFR-Net and FIL-Net (the RRL-Net authors' repository,
+# train_model_new.py): learning rate 2e-4, Nadam or Adam, batch 64, 40 epochs.
+_KERAS_NADAM = {"optimizer": "nadam", "lr_features": 0.0002}
+_KERAS_ADAM = {"optimizer": "adam", "lr_features": 0.0002}
+# Q-Net's paper trained Q-Net and PN-Net on VIS-NIR with Torch7's optim.sgd: lr 1.1, momentum 0.9,
+# weight decay 1e-4 and Torch's default dampening (= momentum); its lr decay 1e-6 is not applied.
+_QNET_SGD = {"optimizer": "sgd", "lr_features": 1.1, "momentum": 0.9, "dampening": 0.9, "weight_decay": 0.0001}
+_RRL_CODE = "RRL-Net authors' Keras code"
 
 #: name -> (table label, the paper's method name or None, training settings, source of the settings)
 ZOO: dict[str, dict] = {
@@ -38,16 +46,52 @@ ZOO: dict[str, dict] = {
     "matchnet": {"label": "MatchNet", "paper_method": "MatchNet", "select_on": "metric",
                  "settings": {"optimizer": "sgd", "lr_features": 0.01, "momentum": 0.0, "weight_decay": 0.0},
                  "settings_source": "MatchNet released model (lr 0.01, momentum 0)"},
+    "pnnet": {"label": "PN-Net", "paper_method": "PN-Net", "select_on": "descriptor",
+              "settings": _QNET_SGD, "settings_source": "Q-Net paper's PN-Net runs (no lr decay)"},
+    "qnet": {"label": "Q-Net", "paper_method": "Q-Net", "select_on": "descriptor",
+             "settings": _QNET_SGD, "settings_source": "Q-Net paper (no lr decay)"},
+    "scfdm": {"label": "SCFDM", "paper_method": "SCFDM", "select_on": "metric",
+              "settings": _KERAS_NADAM, "settings_source": _RRL_CODE},
+    "afd_net": {"label": "AFD-Net", "paper_method": "AFD-Net", "select_on": "metric",
+                "settings": _KERAS_NADAM, "settings_source": _RRL_CODE},
+    "mfd_net2": {"label": "MFD-Net (2 branches)", "paper_method": "MFD-Net (two branches)", "select_on": "metric",
+                 "settings": _KERAS_ADAM, "settings_source": _RRL_CODE},
+    "mfd_net4": {"label": "MFD-Net (4 branches)", "paper_method": "MFD-Net (four branches)", "select_on": "metric",
+                 "settings": _KERAS_ADAM, "settings_source": _RRL_CODE},
+    "mfd_net6": {"label": "MFD-Net (6 branches)", "paper_method": "MFD-Net (six branches)", "select_on": "metric",
+                 "settings": _KERAS_ADAM, "settings_source": _RRL_CODE},
+    "mfd_net8": {"label": "MFD-Net (8 branches)", "paper_method": "MFD-Net (eight branches)", "select_on": "metric",
+                 "settings": _KERAS_ADAM, "settings_source": _RRL_CODE},
+    "efr_net": {"label": "EFR-Net", "paper_method": "EFR-Net", "select_on": "metric",
+                "settings": _KERAS_ADAM, "settings_source": _RRL_CODE},
+    "fil_net": {"label": "FIL-Net", "paper_method": "FIL-Net", "select_on": "metric",
+                "settings": _KERAS_NADAM, "settings_source": _RRL_CODE},
+    "spimnet": {"label": "SPIMNet", "paper_method": "SPIMNet", "select_on": "metric",
+                "settings": {"optimizer": "adam", "lr_features": 0.0001},
+                "settings_source": "SPIMNet notebook (Adam 1e-4; its drop to 1e-5 after epoch 19 not applied)"},
+}
+
+#: Methods of the paper's tables not built, and why.
+NOT_BUILT: dict[str, str] = {
+    "MR_3A": ("most likely Quan et al.'s multi-relation attention network (IEEE TIP 2021); only its abstract "
+              "is public (no layer sizes, relations, attention design, loss or code), so building it would "
+              "mean inventing the network"),
 }
 
 _SHARED = ("epochs", "batch_size", "augment", "seeds", "eval_batch_size")
 
 
-def zoo_entries(base: dict) -> dict[str, dict]:
-    """Workflow model entries of the zoo, sharing ``base``'s (KGL-Net's) epochs, batch size,
-    augmentation and seeds, with each method's architecture, objective and optimiser settings."""
+def zoo_entries(base: dict, names: list[str] | None = None) -> dict[str, dict]:
+    """Workflow model entries of the zoo (all, or those in ``names``), sharing ``base``'s
+    (KGL-Net's) epochs, batch size, augmentation and seeds, with each method's architecture,
+    objective and optimiser settings. An unknown name is an error listing the known ones."""
+    unknown = sorted(set(names or ()) - set(ZOO))
+    if unknown:
+        raise ValueError(f"zoo: unknown method(s) {', '.join(unknown)}; known: {', '.join(ZOO)}")
     entries = {}
     for name, spec in ZOO.items():
+        if names is not None and name not in names:
+            continue
         entry = {k: copy.deepcopy(base[k]) for k in _SHARED if k in base}
         entry.update(model=name, label=spec["label"], select_on=spec["select_on"], **spec["settings"])
         if spec["paper_method"]:

@@ -8,12 +8,14 @@ validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 # `ablations: true` adds the paper's ablations (kglnet.ablations), `zoo: true` the baselines of its
 # tables (kglnet.zoo), beside every dataset's `kglnet` entry and derived from it.
+# `zoo` may also be a list of the zoo's method names (the big cross-spectral networks are slow).
 def _add_entries(switch, make_entries):
     if not config.get(switch):
         return
     if "kglnet" not in config["models"]:
         raise ValueError(f"config {switch}: true needs a 'kglnet' entry under 'models' to derive from")
-    entries = make_entries(config["models"]["kglnet"])
+    chosen = config[switch] if isinstance(config[switch], list) else None
+    entries = make_entries(config["models"]["kglnet"], chosen) if chosen else make_entries(config["models"]["kglnet"])
     for name, entry in entries.items():
         config["models"].setdefault(name, entry)
     for ds in config["datasets"].values():

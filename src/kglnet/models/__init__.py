@@ -4,6 +4,14 @@ from .registry import count_parameters, create_model, list_models, register_mode
 from . import kglnet as _kglnet  # noqa: F401  (registers "kglnet" and "kglnet_shared_lowlevel")
 from . import descriptors as _descriptors  # noqa: F401  (l2net, hardnet, sosnet, hynet, tfeat)
 from . import metric_nets as _metric_nets  # noqa: F401  (siamese, pseudo_siamese, two_channel, matchnet)
+# The cross-spectral networks of the paper's tables, one module each.
+from . import pn_qnet as _pn_qnet  # noqa: F401  (pnnet, qnet)
+from . import scfdm as _scfdm  # noqa: F401
+from . import afd_net as _afd_net  # noqa: F401
+from . import mfd_net as _mfd_net  # noqa: F401  (mfd_net2, mfd_net4, mfd_net6, mfd_net8)
+from . import efr_net as _efr_net  # noqa: F401
+from . import fil_net as _fil_net  # noqa: F401
+from . import spimnet as _spimnet  # noqa: F401
 from .kglnet import KGLNet, KGLNetFeatures, KGLNetSharedLowLevel
 
 __all__ = ["KGLNet", "KGLNetFeatures", "KGLNetSharedLowLevel", "count_parameters", "create_model", "list_models", "register_model"]

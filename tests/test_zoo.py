@@ -1,0 +1,57 @@
+"""The zoo: every baseline of the paper's tables as a workflow entry with its own settings."""
+
+import pytest
+import torch
+
+from kglnet.evaluation.paper import PAPER_TABLES, paper_numbers
+from kglnet.models import create_model, list_models
+from kglnet.train import TrainConfig
+from kglnet.zoo import NOT_BUILT, ZOO, zoo_entries
+
+BASE = {"model": "kglnet", "epochs": 7, "batch_size": 32, "augment": True, "seeds": [0, 1],
+        "lr_features": 0.005, "lr_head": 5e-5, "optimizer": "adam", "label": "KGL-Net"}
+
+
+def test_every_zoo_method_is_a_registered_model_with_a_known_objective():
+    for name in ZOO:
+        assert name in list_models(), name
+        with torch.device("meta"):
+            model = create_model(name)
+        assert model.reported_branch == ZOO[name]["select_on"], name
+        assert model.input_size in (32, 64), name
+
+
+def test_entries_share_the_schedule_and_carry_their_own_optimiser():
+    entries = zoo_entries(BASE)
+    assert set(entries) == set(ZOO)
+    for name, entry in entries.items():
+        assert (entry["epochs"], entry["batch_size"], entry["seeds"]) == (7, 32, [0, 1]), name
+        assert entry["model"] == name and entry["label"] == ZOO[name]["label"]
+        settings = {k: v for k, v in entry.items() if k not in ("label", "seeds", "paper_method")}
+        TrainConfig.from_dict(settings)  # every setting is a valid training setting
+    assert entries["fil_net"]["optimizer"] == "nadam" and entries["fil_net"]["lr_features"] == 2e-4
+    assert entries["efr_net"]["optimizer"] == "adam" and entries["efr_net"]["lr_features"] == 2e-4
+    assert entries["qnet"]["dampening"] == 0.9 and entries["qnet"]["lr_features"] == 1.1
+    assert "lr_head" not in entries["scfdm"]  # one learning rate: the model has no separate head group
+
+
+def test_paper_methods_have_a_published_row():
+    for name, spec in ZOO.items():
+        if spec["paper_method"] is None:
+            continue
+        rows = [paper_numbers(t, spec["paper_method"]) for t in PAPER_TABLES]
+        assert any(rows), f"{name}: no paper row named {spec['paper_method']!r}"
+    # the eight-branch MFD-Net gets the VIS-NIR table's single MFD-Net row
+    assert paper_numbers("visnir", "MFD-Net (eight branches)")["mean"] == 0.88
+    assert paper_numbers("os", "MFD-Net (two branches)")["test"] == 7.75
+
+
+def test_a_subset_by_name_and_unknown_names_are_named():
+    assert set(zoo_entries(BASE, ["scfdm", "qnet"])) == {"scfdm", "qnet"}
+    with pytest.raises(ValueError, match=r"unknown method\(s\) mr3a, rrl_net; known: l2net"):
+        zoo_entries(BASE, ["scfdm", "rrl_net", "mr3a"])
+
+
+def test_not_built_methods_say_why():
+    assert set(NOT_BUILT) == {"MR_3A"}
+    assert all(len(reason) > 40 for reason in NOT_BUILT.values())
