@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -85,6 +86,13 @@ def test_ablations_and_seeds_fan_out_as_independent_jobs(tmp_path):
                  "two_channel", "matchnet"):
         assert f"checkpoints/builtin/{name}/seed0/best.pt" in out, name
     assert '"lr_features": 0.05, "model": "siamese", "momentum": 0.9' in out  # Aguilera's SGD
+    for name in ("pnnet", "qnet", "scfdm", "afd_net", "mfd_net2", "mfd_net8", "efr_net", "fil_net", "spimnet"):
+        assert f"checkpoints/builtin/{name}/seed0/best.pt" in out, name
+    assert '"lr_features": 0.0002, "model": "fil_net", "optimizer": "nadam"' in out  # FIL-Net's Keras Nadam
+    # a list picks zoo methods by name (the big networks are slow on a CPU)
+    dry = run(["snakemake", "-n", "--configfile", "config/test.yaml", "--config", 'zoo=["qnet","scfdm"]'], project)
+    trained = set(re.findall(r"checkpoints/builtin/(\w+)/seed0/best.pt", dry.stdout + dry.stderr))
+    assert trained == {"kglnet", "qnet", "scfdm"}
     seeds = project / "config/seeds.yaml"
     seeds.write_text("models: {kglnet: {seeds: [0, 3, 7]}}\n")
     dry = run(["snakemake", "-n", "--configfile", "config/test.yaml", str(seeds)], project)
