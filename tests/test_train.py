@@ -120,6 +120,38 @@ def test_sgd_optimises_the_metric_head_too():
     assert [g["lr"] for g in opt.param_groups] == [5e-3, 5e-5]
 
 
+def test_lr_schedules_by_position():
+    """Each schedule is a function of (epoch, step) alone, so a resumed run follows it exactly."""
+    from kglnet.train import lr_factor
+
+    linear = TrainConfig(epochs=2, lr_schedule="linear")
+    assert [lr_factor(linear, e, s, 4) for e in (1, 2) for s in range(1, 5)] == \
+        [1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125]  # HardNet's linear decay towards 0
+    inverse = TrainConfig(lr_schedule="inverse", lr_decay=1e-3)
+    assert lr_factor(inverse, 3, 5, 10) == pytest.approx(1 / (1 + 1e-3 * 24))  # Torch7: t = 24 steps done
+    step = TrainConfig(epochs=35, lr_schedule="step", lr_step_epochs=19, lr_step_gamma=0.1)
+    assert [lr_factor(step, e, 1, 7) for e in (1, 19, 20, 35)] == pytest.approx([1, 1, 0.1, 0.1])
+    assert lr_factor(TrainConfig(), 7, 3, 9) == 1.0
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, linear, inverse, step"):
+        TrainConfig(lr_schedule="cosine")
+    with pytest.raises(ValueError, match="'inverse' needs lr_decay > 0"):
+        TrainConfig(lr_schedule="inverse")
+    with pytest.raises(ValueError, match="'step' needs lr_step_epochs >= 1"):
+        TrainConfig(lr_schedule="step")
+
+
+def test_linear_schedule_reaches_the_optimiser(tiny_dataset, tmp_path):
+    """The optimiser's lr after training is the base lr times the last step's factor."""
+    cfg = TrainConfig(model="hardnet", epochs=2, batch_size=16, eval_batch_size=128, optimizer="sgd",
+                      lr_features=0.1, dampening=0.9, lr_schedule="linear")
+    train(tiny_dataset / "train.h5", tiny_dataset / "val.h5", tmp_path, cfg, progress=False)
+    state = read_checkpoint(tmp_path / "last.pt")
+    steps = len(train_module._batches(json.loads((tmp_path / "config.json").read_text())["train_positives"], 16))
+    lr = state["optimizer_state"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(0.1 * (1 - (2 * steps - 1) / (2 * steps)))
+    assert state["optimizer_state"]["param_groups"][0]["dampening"] == 0.9
+
+
 def test_sgd_dampening_reaches_the_optimiser():
     """Torch7's optim.sgd (Q-Net, PN-Net) damps momentum by default: dampening = momentum."""
     model = create_model("qnet")
@@ -227,7 +259,8 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
     # A checkpoint written before the ablation switches existed fingerprinted exactly this.
     legacy = dataclasses.asdict(TrainConfig())
     for k in ("epochs", "device", "eval_batch_size", "threads", "select_on", "weight_decay", "momentum",
-              "dampening", "precision", "channels_last", "compile"):
+              "dampening", "precision", "channels_last", "compile", "lr_schedule", "lr_decay", "lr_step_epochs",
+              "lr_step_gamma"):
         legacy.pop(k)
     for k in ("triplet_weight", "bce_weight", "feature_weight", "negatives"):
         legacy["loss"].pop(k)
@@ -237,9 +270,9 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
                     {"loss": {"feature_weight": 0.0}}, {"loss": {"negatives": "random"}}, {"loss": {"norm_weight": 0.0}},
                     {"model": "kglnet_shared_lowlevel"}, {"weight_decay": 1e-4}, {"momentum": 0.5},
                     {"precision": "bf16"}, {"channels_last": True}, {"compile": "default"},
-                    {"dampening": 0.9}):
+                    {"dampening": 0.9}, {"lr_schedule": "linear"}):
         keys.add(TrainConfig.from_dict(changed).resume_key())
-    assert len(keys) == 14
+    assert len(keys) == 15
 
 
 def test_random_negatives_resume_exactly(tiny_dataset, micro_train, tmp_path):

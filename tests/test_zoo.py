@@ -32,6 +32,12 @@ def test_entries_share_the_schedule_and_carry_their_own_optimiser():
     assert entries["fil_net"]["optimizer"] == "nadam" and entries["fil_net"]["lr_features"] == 2e-4
     assert entries["efr_net"]["optimizer"] == "adam" and entries["efr_net"]["lr_features"] == 2e-4
     assert entries["qnet"]["dampening"] == 0.9 and entries["qnet"]["lr_features"] == 1.1
+    assert entries["qnet"]["lr_schedule"] == "inverse" and entries["qnet"]["lr_decay"] == 1e-6
+    # HardNet's code: SGD 0.1 with momentum and dampening 0.9, linear decay to 0
+    assert {k: entries["hardnet"][k] for k in ("lr_features", "momentum", "dampening", "lr_schedule")} == \
+        {"lr_features": 0.1, "momentum": 0.9, "dampening": 0.9, "lr_schedule": "linear"}
+    assert entries["siamese"]["dampening"] == 0.9  # Torch7 optim.sgd's default dampening
+    assert entries["spimnet"]["lr_schedule"] == "step" and entries["spimnet"]["lr_step_epochs"] == 19
     assert "lr_head" not in entries["scfdm"]  # one learning rate: the model has no separate head group
 
 

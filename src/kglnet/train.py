@@ -62,6 +62,13 @@ class TrainConfig:
     weight_decay: float = 0.0        # L2 penalty of the optimiser (baselines' papers use some)
     momentum: float = 0.9            # SGD momentum
     dampening: float = 0.0           # SGD dampening (Torch7's optim.sgd used dampening = momentum)
+    # Learning-rate schedule (multiplies every group's lr; see lr_factor): "constant", "linear"
+    # (to 0 at the last step, HardNet's code), "inverse" (lr / (1 + lr_decay * step), Torch7's
+    # optim.sgd learningRateDecay) or "step" (x lr_step_gamma every lr_step_epochs epochs).
+    lr_schedule: str = "constant"
+    lr_decay: float = 0.0
+    lr_step_epochs: int = 0
+    lr_step_gamma: float = 0.1
     # Fast-path switches (src/kglnet/step.py); the defaults are the exact fp32 eager path.
     precision: str = "fp32"          # "fp32" or "bf16" (autocast for forward pass, loss and evaluation)
     channels_last: bool = False      # NHWC memory format for the convolutions
@@ -74,6 +81,13 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ValueError(f"{name} must be a number in [0, 1); got {value!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; got {self.lr_schedule!r}")
+        if self.lr_schedule == "inverse" and not self.lr_decay > 0:
+            raise ValueError(f"lr_schedule 'inverse' needs lr_decay > 0; got {self.lr_decay!r}")
+        if self.lr_schedule == "step" and not (self.lr_step_epochs >= 1 and 0 < self.lr_step_gamma < 1):
+            raise ValueError("lr_schedule 'step' needs lr_step_epochs >= 1 and 0 < lr_step_gamma < 1; got "
+                             f"{self.lr_step_epochs!r}, {self.lr_step_gamma!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         if self.compile not in COMPILE_MODES:
@@ -112,9 +126,29 @@ class TrainConfig:
 
 
 SELECT_ON = ("metric", "descriptor")
+LR_SCHEDULES = ("constant", "linear", "inverse", "step")
 _LATER_DEFAULTS = {"select_on": "metric", "weight_decay": 0.0, "momentum": 0.9, "dampening": 0.0, "precision": "fp32",
-                   "channels_last": False, "compile": "none"}
+                   "channels_last": False, "compile": "none", "lr_schedule": "constant", "lr_decay": 0.0,
+                   "lr_step_epochs": 0, "lr_step_gamma": 0.1}
 _LATER_LOSS_DEFAULTS = {"triplet_weight": 1.0, "bce_weight": 1.0, "feature_weight": 1.0, "negatives": "hardest"}
+
+
+def lr_factor(cfg: TrainConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
+    """Multiplier of the base learning rates for 1-based ``step`` of 1-based ``epoch``.
+
+    A function of the position alone (no state), so a resumed run follows the same schedule.
+    "linear": ``1 - t / T`` with t = steps done before this one and T = epochs x steps per epoch
+    (HardNet's code); "inverse": ``1 / (1 + lr_decay * t)`` (Torch7's optim.sgd
+    learningRateDecay); "step": ``lr_step_gamma ** ((epoch - 1) // lr_step_epochs)``.
+    """
+    t = (epoch - 1) * steps_per_epoch + (step - 1)
+    if cfg.lr_schedule == "linear":
+        return 1.0 - t / (cfg.epochs * steps_per_epoch)
+    if cfg.lr_schedule == "inverse":
+        return 1.0 / (1.0 + cfg.lr_decay * t)
+    if cfg.lr_schedule == "step":
+        return cfg.lr_step_gamma ** ((epoch - 1) // cfg.lr_step_epochs)
+    return 1.0
 
 
 class TrainingDiverged(RuntimeError):
@@ -271,6 +305,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     # Draws of the random-negatives ablation; its own stream, saved in last.pt like aug_gen.
     neg_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     train_step = TrainStep(model, optimizer, lambda m, v, o: training_terms(m, v, o, cfg, neg_gen),
                            augment=augment, augment_generator=aug_gen, precision=cfg.precision,
                            channels_last=cfg.channels_last, compile=cfg.compile)
@@ -319,6 +354,10 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
         train_step.reset_counter()
         for step, (lo, hi) in enumerate(bar, start=1):
             idx = order[lo:hi]
+            if cfg.lr_schedule != "constant":
+                factor = lr_factor(cfg, epoch, step, len(bounds))
+                for group, base in zip(optimizer.param_groups, base_lrs):
+                    group["lr"] = base * factor
             terms = train_step(train_vis.index_select(0, idx), train_other.index_select(0, idx))
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -378,4 +417,4 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     return summary
 
 
-__all__ = ["TrainConfig", "TrainingDiverged", "train", "validate"]
+__all__ = ["LR_SCHEDULES", "TrainConfig", "TrainingDiverged", "lr_factor", "train", "validate"]

@@ -14,42 +14,49 @@ import copy
 
 __all__ = ["NOT_BUILT", "ZOO", "zoo_entries"]
 
-_HARDNET_SGD = {"optimizer": "sgd", "lr_features": 0.1, "momentum": 0.9, "weight_decay": 0.0001}
-_AGUILERA_SGD = {"optimizer": "sgd", "lr_features": 0.05, "momentum": 0.9, "weight_decay": 0.0005}
+# HardNet's code (DagnyT/hardnet, code/HardNet.py): SGD lr 0.1, momentum 0.9, dampening 0.9,
+# weight decay 1e-4, lr decayed linearly to 0 over the whole run.
+_HARDNET_SGD = {"optimizer": "sgd", "lr_features": 0.1, "momentum": 0.9, "dampening": 0.9,
+                "weight_decay": 0.0001, "lr_schedule": "linear"}
+# Aguilera et al.'s code (ngunsu/lcsis, train/nirscenes_doall.lua, train.lua): Torch7 optim.sgd,
+# lr 0.05, momentum 0.9 (and Torch's default dampening = momentum), weight decay 5e-4, no lr decay.
+_AGUILERA_SGD = {"optimizer": "sgd", "lr_features": 0.05, "momentum": 0.9, "dampening": 0.9,
+                 "weight_decay": 0.0005}
 # The Keras code of SCFDM, AFD-Net, MFD-Net, EFR-Net and FIL-Net (the RRL-Net authors' repository,
 # train_model_new.py): learning rate 2e-4, Nadam or Adam, batch 64, 40 epochs.
 _KERAS_NADAM = {"optimizer": "nadam", "lr_features": 0.0002}
 _KERAS_ADAM = {"optimizer": "adam", "lr_features": 0.0002}
 # Q-Net's paper trained Q-Net and PN-Net on VIS-NIR with Torch7's optim.sgd: lr 1.1, momentum 0.9,
-# weight decay 1e-4 and Torch's default dampening (= momentum); its lr decay 1e-6 is not applied.
-_QNET_SGD = {"optimizer": "sgd", "lr_features": 1.1, "momentum": 0.9, "dampening": 0.9, "weight_decay": 0.0001}
+# weight decay 1e-4, Torch's default dampening (= momentum) and learningRateDecay 1e-6.
+_QNET_SGD = {"optimizer": "sgd", "lr_features": 1.1, "momentum": 0.9, "dampening": 0.9, "weight_decay": 0.0001,
+             "lr_schedule": "inverse", "lr_decay": 1e-6}
 _RRL_CODE = "RRL-Net authors' Keras code"
 
 #: name -> (table label, the paper's method name or None, training settings, source of the settings)
 ZOO: dict[str, dict] = {
     "l2net": {"label": "L2-Net", "paper_method": "L2-Net", "select_on": "descriptor",
-              "settings": _HARDNET_SGD, "settings_source": "HardNet's (L2-Net's not verified)"},
+              "settings": _HARDNET_SGD, "settings_source": "HardNet's code (L2-Net's not verified)"},
     "hardnet": {"label": "HardNet", "paper_method": "HardNet", "select_on": "descriptor",
-                "settings": _HARDNET_SGD, "settings_source": "HardNet paper (no linear lr decay)"},
+                "settings": _HARDNET_SGD, "settings_source": "HardNet's code"},
     "sosnet": {"label": "SOSNet", "paper_method": "SOSNet", "select_on": "descriptor",
-               "settings": _HARDNET_SGD, "settings_source": "HardNet's (SOSNet's not verified)"},
+               "settings": _HARDNET_SGD, "settings_source": "HardNet's code (SOSNet's not verified)"},
     "hynet": {"label": "HyNet", "paper_method": "HyNet", "select_on": "descriptor",
-              "settings": _HARDNET_SGD, "settings_source": "HardNet's (HyNet's not verified)"},
+              "settings": _HARDNET_SGD, "settings_source": "HardNet's code (HyNet's not verified)"},
     "tfeat": {"label": "TFeat", "paper_method": None, "select_on": "descriptor",
-              "settings": _HARDNET_SGD, "settings_source": "HardNet's (TFeat's not verified)"},
+              "settings": _HARDNET_SGD, "settings_source": "HardNet's code (TFeat's not verified)"},
     "siamese": {"label": "Siamese", "paper_method": "Siamese", "select_on": "metric",
-                "settings": _AGUILERA_SGD, "settings_source": "Aguilera et al. 2016"},
+                "settings": _AGUILERA_SGD, "settings_source": "Aguilera et al.'s code"},
     "pseudo_siamese": {"label": "Pseudo-Siamese", "paper_method": "Pseudo-Siamese", "select_on": "metric",
-                       "settings": _AGUILERA_SGD, "settings_source": "Aguilera et al. 2016"},
+                       "settings": _AGUILERA_SGD, "settings_source": "Aguilera et al.'s code"},
     "two_channel": {"label": "2-channel", "paper_method": "2-channel", "select_on": "metric",
-                    "settings": _AGUILERA_SGD, "settings_source": "Aguilera et al. 2016"},
+                    "settings": _AGUILERA_SGD, "settings_source": "Aguilera et al.'s code"},
     "matchnet": {"label": "MatchNet", "paper_method": "MatchNet", "select_on": "metric",
                  "settings": {"optimizer": "sgd", "lr_features": 0.01, "momentum": 0.0, "weight_decay": 0.0},
                  "settings_source": "MatchNet released model (lr 0.01, momentum 0)"},
     "pnnet": {"label": "PN-Net", "paper_method": "PN-Net", "select_on": "descriptor",
-              "settings": _QNET_SGD, "settings_source": "Q-Net paper's PN-Net runs (no lr decay)"},
+              "settings": _QNET_SGD, "settings_source": "Q-Net paper's PN-Net runs"},
     "qnet": {"label": "Q-Net", "paper_method": "Q-Net", "select_on": "descriptor",
-             "settings": _QNET_SGD, "settings_source": "Q-Net paper (no lr decay)"},
+             "settings": _QNET_SGD, "settings_source": "Q-Net paper"},
     "scfdm": {"label": "SCFDM", "paper_method": "SCFDM", "select_on": "metric",
               "settings": _KERAS_NADAM, "settings_source": _RRL_CODE},
     "afd_net": {"label": "AFD-Net", "paper_method": "AFD-Net", "select_on": "metric",
@@ -67,8 +74,9 @@ ZOO: dict[str, dict] = {
     "fil_net": {"label": "FIL-Net", "paper_method": "FIL-Net", "select_on": "metric",
                 "settings": _KERAS_NADAM, "settings_source": _RRL_CODE},
     "spimnet": {"label": "SPIMNet", "paper_method": "SPIMNet", "select_on": "metric",
-                "settings": {"optimizer": "adam", "lr_features": 0.0001},
-                "settings_source": "SPIMNet notebook (Adam 1e-4; its drop to 1e-5 after epoch 19 not applied)"},
+                "settings": {"optimizer": "adam", "lr_features": 0.0001, "lr_schedule": "step", "lr_step_epochs": 19,
+                             "lr_step_gamma": 0.1},
+                "settings_source": "SPIMNet notebook (Adam 1e-4, 1e-5 after epoch 19; its Adam restarts each epoch, not here)"},
 }
 
 #: Methods of the paper's tables not built, and why.
