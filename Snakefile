@@ -18,6 +18,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/registration.smk"
 
 
 wildcard_constraints:
@@ -28,6 +29,7 @@ rule all:
     """Default target: every dataset end to end, tables and figures included."""
     input:
         [report_outputs(d) for d in DATASETS],
+        registration_outputs(),
 
 
 rule data_all:

@@ -22,3 +22,22 @@ def tiny_dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_data")
     build_synthetic_dataset(out, SyntheticConfig.tiny(image_size=160, keypoints_per_image=16), progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def untrained_checkpoint(tmp_path_factory):
+    """``make(name) -> Path``: a checkpoint of the registered model ``name`` with its seed-0
+    initial weights (made once per session and name)."""
+    from kglnet.checkpoint import save_checkpoint
+    from kglnet.models import create_model
+
+    folder = tmp_path_factory.mktemp("untrained_ckpt")
+
+    def make(name: str) -> Path:
+        path = folder / f"{name}.pt"
+        if not path.exists():
+            torch.manual_seed(0)
+            save_checkpoint(path, create_model(name))
+        return path
+
+    return make

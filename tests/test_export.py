@@ -242,3 +242,14 @@ def test_reexport_replaces_files_and_main_args_prints_summary(small_checkpoint, 
     manifest = json.loads((out / "export.json").read_text())
     assert manifest["checkpoint_sha256"] == sha256(other_ckpt)
     assert manifest["files"]["metric.pt"]["sha256"] == sha256(out / "metric.pt") != first
+
+
+def test_export_command_line(untrained_checkpoint, tmp_path, capsys):
+    from kglnet.cli import main
+
+    out = tmp_path / "exported"
+    assert main(["export", "--checkpoint", str(untrained_checkpoint("hardnet")), "--out-dir", str(out)]) == 0
+    assert (out / "descriptor.pt").is_file() and (out / "export.json").is_file()
+    assert main(["export", "--checkpoint", str(untrained_checkpoint("hardnet")), "--out-dir", str(out),
+                 "--format", "pickle"]) == 2
+    assert "kglnet export: error:" in capsys.readouterr().err

@@ -9,6 +9,8 @@
   kglnet evaluate                       FPR95 of a checkpoint on any pair files (JSON per file)
   kglnet baseline                       FPR95 of a hand-crafted method (NCC, SIFT) on pair files
   kglnet report                         tables and figures from metrics, ROC and training records
+  kglnet match                          match a VIS image against an NIR / thermal / SAR image with a checkpoint
+  kglnet register                       match, then warp the VIS image into the other image's frame
 
 User errors (bad files, bad settings) exit with status 2 and one line naming the file and the problem.
 """
@@ -220,6 +222,140 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- image matching and registration (kglnet.matching) -------------------------------------------
+
+def _run_matching(args: argparse.Namespace, register: bool) -> int:
+    from .matching import ImageMatcher, RegistrationError, read_image, write_outputs
+
+    # Read (and check) both images before loading the model: a bad file fails fast.
+    image0, image1 = read_image(args.image0), read_image(args.image1)
+    matcher = ImageMatcher(args.checkpoint, device=args.device, keypoints=args.keypoints,
+                           max_keypoints=args.max_keypoints, model_transform=args.model_transform,
+                           ransac_px=args.ransac_px, min_inliers=args.min_inliers,
+                           verify_threshold=args.verify_threshold,
+                           batch_size=args.batch_size)
+    result = matcher.match(image0, image1, names=(str(args.image0), str(args.image1)))
+    summary = {"keypoints0": len(result.keypoints0), "keypoints1": len(result.keypoints1),
+               "mutual": result.num_mutual, "matches": result.num_matches, "inliers": result.num_inliers,
+               "transform": result.to_dict()["transform"], "out_dir": str(args.out_dir),
+               "seconds": round(result.timings["total"], 3)}
+    try:
+        write_outputs(result, image0, image1, args.out_dir, register=register)
+    except RegistrationError as exc:
+        print(json.dumps(summary, sort_keys=True))
+        print(f"kglnet {args.command}: error: {exc} (matches written to {Path(args.out_dir) / 'matches.json'})",
+              file=sys.stderr)
+        return 1
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    return _run_matching(args, register=False)
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    return _run_matching(args, register=True)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
+    return value
+
+
+def _add_matching_parsers(sub: argparse._SubParsersAction) -> None:
+    """``kglnet match`` and ``kglnet register`` (same options; register writes three more files)."""
+    helps = {
+        "match": ("match a VIS image (--image0) against an NIR / thermal / SAR image (--image1) with a checkpoint; "
+                  "writes OUT_DIR/matches.json and OUT_DIR/matches.png"),
+        "register": ("match, then estimate the VIS -> other transform and warp the VIS image into the other "
+                     "image's frame; writes matches.json, matches.png, transform.json, warped.png, overlay.png "
+                     "(exit status 1 when no transform is found)"),
+    }
+    for name, func in (("match", cmd_match), ("register", cmd_register)):
+        p = sub.add_parser(name, help=helps[name], description=helps[name])
+        p.add_argument("--checkpoint", required=True, type=Path, help="trained checkpoint (KGL-Net or a descriptor model)")
+        p.add_argument("--image0", required=True, type=Path, help="the visible image (any size, 8/16-bit, grey or colour)")
+        p.add_argument("--image1", required=True, type=Path, help="the NIR, thermal or SAR image")
+        p.add_argument("--out-dir", required=True, type=Path)
+        p.add_argument("--keypoints", choices=["sift", "fast", "grid"], default="sift",
+                       help="keypoints on each image (default: sift)")
+        p.add_argument("--max-keypoints", type=_positive_int, default=1000, help="per image (default: 1000)")
+        p.add_argument("--model-transform", choices=["affine", "homography"], default="affine",
+                       help="transform fitted by RANSAC (default: affine)")
+        p.add_argument("--verify-threshold", type=_probability, default=None, metavar="P",
+                       help="keep only matches whose metric-branch match probability is >= P (KGL-Net; "
+                            "default: no verification)")
+        p.add_argument("--ransac-px", type=_positive_float, default=3.0, help="RANSAC threshold in pixels (default: 3)")
+        p.add_argument("--min-inliers", type=_positive_int, default=None, metavar="N",
+                       help="fewest RANSAC inliers for a transform to count (default: 5 affine, 6 homography)")
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+        p.add_argument("--batch-size", type=_positive_int, default=256, help="patches per forward pass")
+        p.set_defaults(func=func)
+
+
+# The registration dataset's warped categories (kglnet.evaluation.registration), spelled out here
+# so that building the parser imports nothing heavy.
+REGISTRATION_CATEGORY_NAMES = ("field", "forest", "indoor", "mountain", "oldbuilding", "street", "urban", "water")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import main_args
+
+    return main_args(args.checkpoint, args.out_dir, args.format)
+
+
+def cmd_registration_benchmark(args: argparse.Namespace) -> int:
+    from .evaluation.registration import (benchmark_methods, matcher_register_fn, registration_pairs,
+                                          results_records, results_table, run_registration, summarize)
+    from .utils.io import atomic_write_json, atomic_write_text
+
+    pairs = registration_pairs(args.source_dir, categories=args.categories, per_category=args.per_category)
+    settings = {"device": args.device, "keypoints": args.keypoints, "max_keypoints": args.max_keypoints,
+                "model_transform": args.model_transform, "ransac_px": args.ransac_px,
+                "verify_threshold": args.verify_threshold}
+    matchers = benchmark_methods(args.checkpoint, args.methods, settings)
+    summary, records = {}, {}
+    for method, matcher in matchers.items():
+        results = run_registration(pairs, matcher_register_fn(matcher), progress=not args.no_progress)
+        summary[method] = summarize(results)
+        summary[method]["settings"] = matcher.settings()
+        records[method] = results_records(results)
+        print(json.dumps({"method": method, **{k: v for k, v in summary[method].items()
+                                               if k not in ("per_category", "settings")}}, sort_keys=True))
+    device = str(next(iter(matchers.values())).device)
+    out = Path(args.out_dir)
+    atomic_write_json(out / "pairs.json", records)
+    atomic_write_text(out / "table.md", results_table(summary, device))
+    atomic_write_json(out / "summary.json", summary)  # last: its presence means the run is complete
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kglnet", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -343,6 +479,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper-method", nargs="*", default=[], type=_name_value, metavar="MODEL=NAME",
                    help="the paper's name of a model or baseline, e.g. kglnet=KGL-Net sift=SIFT")
     p.set_defaults(func=cmd_report)
+
+    _add_matching_parsers(sub)
+
+    p = sub.add_parser("export", help="export a checkpoint's networks to TorchScript (outputs checked)")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--format", default="torchscript", help="torchscript (onnx needs the onnx package)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("registration-benchmark",
+                       help="register the 160 warped VIS-NIR pairs with a checkpoint and with SIFT; "
+                            "summary.json, pairs.json, table.md")
+    p.add_argument("--source-dir", required=True, type=Path, help="the fetched visnir-registration folder")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--methods", nargs="+", default=["kglnet", "sift"])
+    p.add_argument("--keypoints", default="sift", choices=["sift", "fast", "grid"])
+    p.add_argument("--max-keypoints", type=int, default=500)
+    p.add_argument("--model-transform", default="affine", choices=["affine", "homography"])
+    p.add_argument("--ransac-px", type=float, default=3.0)
+    p.add_argument("--verify-threshold", type=float, help="keep matches with metric probability >= P")
+    p.add_argument("--per-category", type=int, help="only the first N pairs of each category (quick runs)")
+    p.add_argument("--categories", nargs="+", default=list(REGISTRATION_CATEGORY_NAMES),
+                   help="categories to register (default: all eight warped ones)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_registration_benchmark)
     return parser
 
 

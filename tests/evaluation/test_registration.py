@@ -67,3 +67,34 @@ def test_ground_truth_maps_vis_to_the_warped_nir():
 def test_missing_dataset_is_named(tmp_path):
     with pytest.raises(ValueError, match="VIS-NIR registration dataset folder not found"):
         registration_pairs(tmp_path)
+
+
+def test_category_names_in_the_cli_match_the_benchmark():
+    from kglnet.cli import REGISTRATION_CATEGORY_NAMES
+    from kglnet.evaluation.registration import REGISTRATION_CATEGORIES
+
+    assert REGISTRATION_CATEGORY_NAMES == REGISTRATION_CATEGORIES
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")
+def test_registration_benchmark_cli_writes_summary_table_and_pairs(tmp_path, untrained_checkpoint):
+    """One real pair, a KGL-Net checkpoint and SIFT on the same keypoints: every output file,
+    the issue's summary keys per method, and the same keypoint settings for both."""
+    import json
+
+    from kglnet.cli import main
+
+    out = tmp_path / "registration"
+    assert main(["registration-benchmark", "--source-dir", str(SHARED), "--checkpoint", str(untrained_checkpoint("kglnet")),
+                 "--out-dir", str(out), "--categories", "field", "--per-category", "1", "--max-keypoints", "150",
+                 "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"kglnet", "sift"}
+    for method, s in summary.items():
+        for key in ("pairs", "success_5px", "success_10px", "median_corner_error_px", "seconds_per_pair"):
+            assert key in s, (method, key)
+        assert s["pairs"] == 1 and s["settings"]["max_keypoints"] == 150 and s["settings"]["keypoints"] == "sift"
+    assert summary["sift"]["success_10px"] == 1.0  # SIFT registers this pair
+    pairs = json.loads((out / "pairs.json").read_text())
+    assert [p["pair_id"] for p in pairs["kglnet"]] == ["field/0001"]
+    assert "| sift |" in (out / "table.md").read_text()

@@ -100,6 +100,19 @@ def test_ablations_and_seeds_fan_out_as_independent_jobs(tmp_path):
     assert all(f"checkpoints/builtin/kglnet/seed{s}/best.pt" in out for s in (0, 3, 7))
 
 
+def test_registration_benchmark_is_a_rule_of_the_mini_config(tmp_path):
+    project = _copy_project(tmp_path)
+    dry = run(["snakemake", "-n", "-p", "--configfile", "config/mini.yaml", "config/cpu-smoke.yaml",
+               "--", "results/registration/summary.json"], project)
+    out = dry.stdout + dry.stderr
+    assert "kglnet registration-benchmark --source-dir data/raw/visnir-registration" in out
+    assert "--checkpoint checkpoints/visnir/kglnet/seed0/best.pt" in out
+    assert "--methods kglnet sift --keypoints sift --max-keypoints 500 --model-transform affine" in out
+    # configs without a registration entry have no such rule in their default target
+    dry = run(["snakemake", "-n", "--configfile", "config/test.yaml"], project)
+    assert "rule registration_benchmark" not in dry.stdout + dry.stderr
+
+
 def test_snakemake_rejects_a_bad_config(tmp_path):
     project = _copy_project(tmp_path)
     bad = project / "config/bad.yaml"

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
+import torch
 
 #: The folder of the registration dataset inside its source repository (SPEC section 8).
 REGISTRATION_ROOT = "VIS-NIR registration dataset"
@@ -180,6 +181,52 @@ def results_records(results: list[PairResult]) -> list[dict]:
     return [asdict(r) for r in results]
 
 
-__all__ = ["REGISTRATION_CATEGORIES", "REGISTRATION_ROOT", "THRESHOLDS_PX", "PairResult", "RegistrationPair",
+class SiftPatchDescriptor(torch.nn.Module):
+    """SIFT as a descriptor "model" for :class:`kglnet.matching.ImageMatcher`: OpenCV SIFT at
+    each patch's centre with fixed scale and orientation (:func:`kglnet.evaluation.handcrafted.
+    sift_descriptors`), on the same keypoints and patches the learned models see. A module
+    without parameters, so the matcher treats it like any descriptor model (forward returns
+    ``(desc_vis [B,128], desc_other [B,128], None)``)."""
+
+    reported_branch = "descriptor"
+    model_name = "sift"
+    descriptor_dim = 128
+
+    @staticmethod
+    def describe(x: torch.Tensor) -> torch.Tensor:
+        from .handcrafted import sift_descriptors
+
+        patches = (x[:, 0] * 255.0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+        return torch.from_numpy(sift_descriptors(patches)).to(x.device)
+
+    def forward(self, vis: torch.Tensor, other: torch.Tensor):
+        return self.describe(vis), self.describe(other), None
+
+
+def benchmark_methods(checkpoint: str | Path, methods: Iterable[str], matcher_settings: dict) -> dict[str, object]:
+    """``{method: ImageMatcher}``: "kglnet" (or any learned model) from ``checkpoint``, "sift" from
+    :class:`SiftPatchDescriptor`; the same keypoint, RANSAC and transform settings for all."""
+    from ..matching import ImageMatcher
+
+    matchers = {}
+    for method in methods:
+        settings = dict(matcher_settings)
+        if method == "sift":
+            settings.pop("verify_threshold", None)  # no metric branch
+            matchers[method] = ImageMatcher(SiftPatchDescriptor(), **settings)
+        else:
+            matchers[method] = ImageMatcher(checkpoint, **settings)
+    return matchers
+
+
+def matcher_register_fn(matcher) -> RegisterFn:
+    """Adapt an ImageMatcher to :func:`run_registration`'s ``register`` callable."""
+    def register(vis_path: Path, nir_path: Path):
+        result = matcher.match(vis_path, nir_path)
+        return result.transform, int(result.inliers.sum()), int(len(result.matches))
+    return register
+
+
+__all__ = ["SiftPatchDescriptor", "benchmark_methods", "matcher_register_fn", "REGISTRATION_CATEGORIES", "REGISTRATION_ROOT", "THRESHOLDS_PX", "PairResult", "RegistrationPair",
            "apply_transform", "as_homogeneous", "corner_error", "registration_pairs", "results_records",
            "results_table", "run_registration", "summarize"]
