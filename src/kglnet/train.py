@@ -34,7 +34,7 @@ from .data import PairFileError, read_pairs
 from .evaluation import fpr95_descriptor, fpr95_metric
 from .inference import resolve_device, score_pairs
 from .losses import LossConfig, kglnet_loss
-from .models import count_parameters, create_model
+from .models import count_parameters, create_model, list_models
 from .step import COMPILE_MODES, PRECISIONS, TrainStep
 from .utils.config import dataclass_from_dict
 from .utils.io import atomic_write_json, sha256_file
@@ -75,6 +75,11 @@ class TrainConfig:
     compile: str = "none"            # "none" or a torch.compile mode (default, reduce-overhead, max-autotune)
 
     def __post_init__(self) -> None:
+        # Names are checked here, before train() creates or reads anything.
+        if self.model not in list_models():
+            raise ValueError(f"unknown model {self.model!r}; registered models: {', '.join(list_models())}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
         if self.select_on not in SELECT_ON:
             raise ValueError(f"select_on must be one of {', '.join(SELECT_ON)}; got {self.select_on!r}")
         for name in ("weight_decay", "momentum", "dampening"):
@@ -126,6 +131,7 @@ class TrainConfig:
 
 
 SELECT_ON = ("metric", "descriptor")
+OPTIMIZERS = ("adam", "nadam", "sgd")
 LR_SCHEDULES = ("constant", "linear", "inverse", "step")
 _LATER_DEFAULTS = {"select_on": "metric", "weight_decay": 0.0, "momentum": 0.9, "dampening": 0.0, "precision": "fp32",
                    "channels_last": False, "compile": "none", "lr_schedule": "constant", "lr_decay": 0.0,
@@ -267,6 +273,12 @@ def train(train_file: str | os.PathLike, val_file: str | os.PathLike, out_dir: s
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # A run killed (SIGKILL, power loss) while writing one of these leaves its half-written
+    # temporary file, which atomic_path cannot remove; no reader trusts it, but it must not stay
+    # in the run folder (DVC would version it with the checkpoints).
+    for name in ("last.pt", "best.pt", "history.json", "config.json"):
+        for stale in out_dir.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
     handler = _setup_logging(out_dir)
     try:
         return _train(Path(train_file), Path(val_file), out_dir, cfg, resume, progress, monitor)

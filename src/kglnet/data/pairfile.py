@@ -16,6 +16,10 @@ they decode back to the same Python values.
 Readers are lenient about *who* made a file (no attribute is required on read: evaluation must
 accept any file of this shape) but strict about its *shape*: every defect raises
 :class:`PairFileError` whose message names the file and the problem.
+
+Every dataset is written chunked with HDF5's fletcher32 checksum filter, which HDF5 checks on
+every read: a bit flipped in the stored pairs makes :func:`read_pairs` fail instead of returning
+other pairs (files of other writers, without checksums, are still read).
 """
 
 from __future__ import annotations
@@ -241,13 +245,16 @@ def write_pairs(
     with atomic_path(path) as tmp:
         # track_times=False keeps the bytes a pure function of the content (reproducible hashes).
         with h5py.File(tmp, "w", track_order=True) as f:
+            # fletcher32: every chunk carries a checksum that HDF5 verifies on read, so a flipped
+            # bit in the stored data is an error (PairFileError), never silently different pairs.
             for name, data in (("left", left), ("right", right)):
                 f.create_dataset(
-                    name, data=data, chunks=chunk, compression=_COMPRESSION, track_times=False
+                    name, data=data, chunks=chunk, compression=_COMPRESSION, fletcher32=True,
+                    track_times=False,
                 )
-            f.create_dataset("label", data=label, track_times=False)
+            f.create_dataset("label", data=label, chunks=(n,), fletcher32=True, track_times=False)
             if scene is not None:
-                f.create_dataset("scene", data=scene, track_times=False)
+                f.create_dataset("scene", data=scene, chunks=(n,), fletcher32=True, track_times=False)
             for key, value in stored.items():
                 f.attrs[key] = value
 

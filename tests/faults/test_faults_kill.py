@@ -1,0 +1,149 @@
+"""Issue 8, item 1: training killed with SIGKILL resumes, and ends bit for bit where an
+uninterrupted run ends (deterministic CPU mode: ``--threads 1``).
+
+``kglnet train`` runs as a subprocess on the micro data (3 epochs of 3 steps). Each row kills it
+with SIGKILL, which no handler can intercept, reruns the same command, and compares the final
+weights (last.pt, best.pt) and the history with an uninterrupted run of the same command,
+which runs beside it on the second core.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from faultkit import BIN, MICRO, subprocess_env, temp_files
+from kglnet.checkpoint import read_checkpoint
+
+CATEGORY = "kill"
+EPOCHS = 3
+TIMEOUT = 120
+
+
+def _argv(data: dict[str, Path], out: Path) -> list[str]:
+    return [str(BIN / "kglnet"), "train", "--train", str(data["train"]), "--val", str(data["val"]),
+            "--out-dir", str(out), "--config", json.dumps({**MICRO, "epochs": EPOCHS}), "--threads", "1",
+            "--device", "cpu", "--no-progress"]
+
+
+# Run as `python -c KILL_WHILE_SAVING kglnet-args...`: kglnet train, killed by SIGKILL half-way
+# through writing the KILL_AT-th last.pt (its temporary file is left half written, as a real kill
+# during a checkpoint write leaves it).
+KILL_WHILE_SAVING = r"""
+import os, signal, sys, torch
+real_save, saves = torch.save, {"last": 0}
+def save(obj, f, *args, **kwargs):
+    real_save(obj, f, *args, **kwargs)
+    if os.path.basename(str(f)).startswith(".last.pt."):
+        saves["last"] += 1
+        if saves["last"] == int(os.environ["KILL_AT"]):
+            os.truncate(f, os.path.getsize(f) // 2)
+            os.kill(os.getpid(), signal.SIGKILL)
+torch.save = save
+from kglnet.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def reference(micro_data, tmp_path_factory):
+    """The uninterrupted run, started at once in the background (one thread: the rows use the other core)."""
+    out = tmp_path_factory.mktemp("uninterrupted")
+    stderr = out.parent / f"{out.name}.stderr"
+    with open(stderr, "w") as err:
+        proc = subprocess.Popen(_argv(micro_data, out), env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=err)
+
+    def finished() -> Path:
+        proc.wait(timeout=TIMEOUT)
+        assert proc.returncode == 0, stderr.read_text()
+        return out
+
+    yield finished
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _kill_after_first_checkpoint(data, out, fault) -> None:
+    """SIGKILL at a random moment after last.pt of epoch 1 exists."""
+    stderr = out.parent / "killed.stderr"
+    with open(stderr, "w") as err:
+        proc = subprocess.Popen(_argv(data, out), env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
+
+    def wait_for(path: Path) -> float:
+        deadline = time.monotonic() + TIMEOUT
+        while not path.exists():
+            assert proc.poll() is None, f"training ended before {path.name} appeared: {stderr.read_text()}"
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        return time.monotonic()
+
+    try:
+        started = wait_for(out / "config.json")  # written just before the first step
+        epoch_seconds = wait_for(out / "last.pt") - started
+        delay = random.uniform(0.0, 0.9 * epoch_seconds)  # somewhere in epoch 2, at a random step
+        time.sleep(delay)
+        assert proc.poll() is None, "training finished before it could be killed"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    fault.note(f"killed {delay:.3f} s after the first last.pt (epoch 1 took {epoch_seconds:.3f} s); "
+               f"last.pt then held epoch {read_checkpoint(out / 'last.pt')['epoch']}")
+
+
+def _kill_while_saving(data, out, fault) -> None:
+    """SIGKILL half-way through writing epoch 2's last.pt."""
+    argv = [sys.executable, "-c", KILL_WHILE_SAVING] + _argv(data, out)[1:]
+    proc = subprocess.run(argv, env=subprocess_env(KILL_AT="2"), capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert temp_files(out), "the kill left no half-written checkpoint"
+    assert read_checkpoint(out / "last.pt")["epoch"] == 1  # the final name still holds epoch 1, complete
+    fault.note(f"killed while writing last.pt of epoch 2; half-written: {temp_files(out)}")
+
+
+ROWS = {"sigkill-after-epoch1-random-step": _kill_after_first_checkpoint,
+        "sigkill-while-writing-last-pt": _kill_while_saving}
+
+
+def _history(path: Path) -> list[dict]:
+    """The history without its timings."""
+    return [{k: v for k, v in h.items() if "seconds" not in k and "per_s" not in k}
+            for h in json.loads(path.read_text())]
+
+
+@pytest.mark.parametrize("name", list(ROWS))
+def test_sigkill_then_rerun_ends_where_an_uninterrupted_run_ends(name, fault, micro_data, reference, tmp_path):
+    out = tmp_path / "run"
+    ROWS[name](micro_data, out, fault)
+
+    rerun = subprocess.run(_argv(micro_data, out), env=subprocess_env(), capture_output=True, text=True,
+                           timeout=TIMEOUT)
+    assert rerun.returncode == 0, rerun.stderr
+    log = (out / "train.log").read_text()
+    clean = reference()
+
+    lost = []
+    for file in ("last.pt", "best.pt"):
+        ours, theirs = read_checkpoint(out / file), read_checkpoint(clean / file)
+        same = ours["epoch"] == theirs["epoch"] and all(
+            torch.equal(ours["model_state"][k], v) for k, v in theirs["model_state"].items())
+        if not same:
+            lost.append(file)
+    if _history(out / "history.json") != _history(clean / "history.json"):
+        lost.append("history.json")
+    lost += temp_files(out)  # a half-written file left in the run folder after the rerun
+    fault.lost(len(lost), lost)
+    assert "resuming from" in log, log
+    assert lost == []
