@@ -93,8 +93,10 @@ def _loss_fn(generator: torch.Generator):
 
 
 def _make_optimizer(model: KGLNet) -> torch.optim.Optimizer:
-    features, head = model.parameter_groups()
-    return torch.optim.Adam([{"params": features, "lr": 5e-3}, {"params": head, "lr": 5e-5}])
+    # the training loop's optimiser with the paper's settings (Adam 5e-3 / 5e-5)
+    from .train import TrainConfig, _make_optimizer as make
+
+    return make(model, TrainConfig())
 
 
 def time_project_training(cfg: BenchConfig, device: torch.device, vis: np.ndarray, other: np.ndarray,

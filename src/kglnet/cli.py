@@ -258,34 +258,27 @@ def cmd_register(args: argparse.Namespace) -> int:
     return _run_matching(args, register=True)
 
 
-def _positive_int(text: str) -> int:
+def _checked_number(text: str, cast, ok, what: str):
+    """argparse type: ``cast(text)`` when ``ok(value)``, else an error saying ``what`` was expected."""
     try:
-        value = int(text)
+        value = cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _checked_number(text, int, lambda v: v >= 1, "a positive integer")
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return _checked_number(text, float, lambda v: 0 < v < float("inf"), "a positive number")
 
 
 def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}")
-    return value
+    return _checked_number(text, float, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
 
 
 def _add_matching_parsers(sub: argparse._SubParsersAction) -> None:

@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 
 from .descriptors import TFeat
+from .metric_nets import zero_mean_patches
 from .registry import register_model
 
 PNNET_DIM = 256
@@ -46,11 +47,6 @@ Q_NET_2017 = ("Aguilera, Sappa, Aguilera, Toledo. Cross-Spectral Local Descripto
 
 # Positions in TFeat's tower: [InstanceNorm, conv7, tanh, pool, conv6, tanh, flatten, Linear, tanh].
 _INPUT_NORM, _LINEAR = 0, 7
-
-
-def subtract_patch_mean(x: torch.Tensor) -> torch.Tensor:
-    """Q-Net's preprocessing: each patch minus its own mean intensity. [B,1,H,W] -> [B,1,H,W]."""
-    return x - x.mean(dim=(2, 3), keepdim=True)
 
 
 @register_model("pnnet")
@@ -102,7 +98,7 @@ class PNNet(TFeat):
         self.descriptor_dim = descriptor_dim
 
     def normalize_input(self, x: torch.Tensor) -> torch.Tensor:
-        return subtract_patch_mean(x)
+        return zero_mean_patches(x)  # Q-Net's preprocessing: each patch minus its own mean
 
 
 @register_model("qnet")
@@ -128,4 +124,4 @@ class QNet(PNNet):
     paper = Q_NET_2017
 
 
-__all__ = ["PNNet", "QNet", "subtract_patch_mean", "PNNET_DIM"]
+__all__ = ["PNNet", "QNet", "PNNET_DIM"]
