@@ -222,3 +222,30 @@ def test_same_content_gives_same_bytes(tmp_path):
     for name in ("a.h5", "b.h5"):
         write_pairs(tmp_path / name, *_arrays(20), attrs=ATTRS)
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+
+
+def test_full_disk_is_an_error_naming_the_file_not_a_crash(tmp_path):
+    """HDF5 2.0 crashes the process (SIGSEGV) when it closes a file whose write failed; written
+    through DeferredErrorFile, a full disk is an OSError naming the file and the process exits
+    normally. Run in a child process: the crash came at close or at interpreter exit."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import resource, signal, sys
+        import numpy as np
+        from kglnet.data.pairfile import write_pairs
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, resource.RLIM_INFINITY))
+        noise = np.random.default_rng(0).integers(0, 256, (400, 64, 64), dtype=np.uint8)
+        try:
+            write_pairs({str(tmp_path / 'train.h5')!r}, noise, noise[::-1], np.arange(400) % 2)
+        except OSError as exc:
+            print(exc)
+            sys.exit(3)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, (proc.returncode, proc.stderr[-2000:])
+    assert "could not write" in proc.stdout and "train.h5" in proc.stdout and "File too large" in proc.stdout
+    assert os.listdir(tmp_path) == []  # neither the file nor its temporary

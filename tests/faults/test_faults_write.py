@@ -123,10 +123,6 @@ def _(folder: Path, ctx):
         assert all(torch.equal(ours[k], theirs[k]) for k in theirs), name
 
 
-# h5py reports the failed writes once more when it frees the dead file's objects ("Exception
-# ignored in ObjectID.__dealloc__"): noise of the simulated full disk, after the error has
-# already reached write_pairs' caller.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("name", list(ROWS))
 def test_failed_write_leaves_no_partial_file(name, fault, micro_data, tiny_dataset, untrained_checkpoint, request,
                                              tmp_path, monkeypatch):

@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping
 import h5py
 import numpy as np
 
-from kglnet.utils.io import atomic_path
+from kglnet.utils.io import DeferredErrorFile, atomic_path
 
 __all__ = [
     "PATCH_SIZE",
@@ -242,9 +242,11 @@ def write_pairs(
     stored["json_attrs"] = json.dumps(sorted(json_keys))
 
     chunk = (min(n, _CHUNK_PATCHES), PATCH_SIZE, PATCH_SIZE)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, DeferredErrorFile(tmp) as sink:
+        # HDF5 writes through ``sink``: a full disk becomes an OSError raised below, after HDF5 has
+        # closed the file, instead of a crash of the process when it closes (see DeferredErrorFile).
         # track_times=False keeps the bytes a pure function of the content (reproducible hashes).
-        with h5py.File(tmp, "w", track_order=True) as f:
+        with h5py.File(sink, "w", track_order=True) as f:
             # fletcher32: every chunk carries a checksum that HDF5 verifies on read, so a flipped
             # bit in the stored data is an error (PairFileError), never silently different pairs.
             for name, data in (("left", left), ("right", right)):
@@ -257,6 +259,8 @@ def write_pairs(
                 f.create_dataset("scene", data=scene, chunks=(n,), fletcher32=True, track_times=False)
             for key, value in stored.items():
                 f.attrs[key] = value
+        sink.close()
+        sink.raise_deferred(path)
 
 
 # --------------------------------------------------------------------------------------- reading
