@@ -508,13 +508,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .data import PairFileError
     from .data.sources import SourceError
+    from .train import TrainingDiverged
 
     try:
         return args.func(args)
     except (PairFileError, CheckpointError, SourceError, ValueError, KeyError, FileNotFoundError) as exc:
+        # bad input: exit status 2, as argparse's usage errors
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"kglnet {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except (TrainingDiverged, OSError) as exc:
+        # the run failed (a non-finite loss, a full disk): exit status 1; the message names the
+        # epoch and step or the file, and every output written before stays as it was
+        print(f"kglnet {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -145,3 +145,19 @@ def test_failed_write_leaves_no_partial_file(name, fault, micro_data, tiny_datas
     fault.lost(len(lost), lost)
     fault.note(f"{type(info.value).__name__}: {str(info.value).splitlines()[0][:120]}")
     assert lost == []
+
+
+def test_cli_reports_full_disk_in_one_line(tmp_path, capsys):
+    """``kglnet make-synthetic`` on a full disk: exit status 1 and one line naming the file and
+    the cause, not a traceback (nor a crash of the HDF5 library), and no file left behind."""
+    from faultkit import cli
+
+    out = tmp_path / "data"
+    settings = json.dumps({"images": {"train": 6, "val": 3, "test": 3}, "keypoints_per_image": 24, "image_size": 160})
+    with disk_full(LIMIT):
+        rc, err = cli(["make-synthetic", "--out-dir", out, "--config", settings, "--no-progress"], capsys)
+    assert rc == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kglnet make-synthetic: error: "), err
+    assert "could not write" in lines[0] and "train.h5" in lines[0] and "File too large" in lines[0], err
+    assert temp_files(tmp_path) == [] and not (out / "train.h5").exists()

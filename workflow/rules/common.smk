@@ -175,6 +175,33 @@ for _model, _entry in config["models"].items():
     if len(set(_entry.get("seeds", [0]))) != len(_entry.get("seeds", [0])):
         raise ValueError(f"config models.{_model}.seeds: repeated seed in {_entry['seeds']}")
 
+# The schema leaves the sections that mirror a settings class free-form (datasets.<name>.train,
+# .synthetic and .mini, models.<name>.loss): build every run's settings here, exactly as its job
+# will, so a mistake there fails before any job starts and names the section, instead of
+# surfacing in a job's log after the jobs before it have run.
+from kglnet.data.mini import MiniConfig
+from kglnet.data.synthetic import SyntheticConfig
+from kglnet.train import TrainConfig
+
+
+def _check_settings(where, build, values):
+    try:
+        build(values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"config {where}: {exc}") from None
+
+
+for _model, _entry in config["models"].items():
+    _check_settings(f"models.{_model}", TrainConfig.from_dict,
+                    {k: v for k, v in _entry.items() if k not in _WORKFLOW_KEYS} | {"model": _entry.get("model", _model)})
+for _name, _ds in config["datasets"].items():
+    for _section, _cls in (("synthetic", SyntheticConfig), ("mini", MiniConfig)):
+        if _section in _ds:
+            _check_settings(f"datasets.{_name}.{_section}", _cls.from_dict, _ds[_section])
+    for _model, _seed in runs(_name):
+        _check_settings(f"datasets.{_name}.train (with models.{_model})", TrainConfig.from_dict,
+                        train_settings(_name, _model, _seed))
+
 # The bundle cannot be downloaded: check it before any job starts and list everything missing.
 if BUNDLE:
     check_bundle(BUNDLE_ROOT, sorted({bundle_set(d, n) for d in BUNDLE for n in ["train"] + test_sets(d)}))
