@@ -15,14 +15,18 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+# Before the rules, so that it is applied to them as they are defined, together with their own
+# constraints (applied after them, it drops those under a remote default storage such as S3).
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/registration.smk"
-
-
-wildcard_constraints:
-    dataset="|".join(DATASETS),
 
 
 rule all:
