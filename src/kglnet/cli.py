@@ -323,6 +323,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return main_args(args.checkpoint, args.out_dir, args.format)
 
 
+def cmd_regression_check(args: argparse.Namespace) -> int:
+    from .regression import BASELINE, CONFIG, regression_check
+
+    return regression_check(args.root, config=args.config or CONFIG, baseline=args.baseline or BASELINE,
+                            refresh=args.refresh, run=not args.no_run, tolerance=args.tolerance)
+
+
 def cmd_registration_benchmark(args: argparse.Namespace) -> int:
     from .evaluation.registration import (benchmark_methods, matcher_register_fn, registration_pairs,
                                           results_records, results_table, run_registration, summarize)
@@ -499,6 +506,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_registration_benchmark)
+
+    p = sub.add_parser("regression-check",
+                       help="rerun the small deterministic CI pipeline (config/ci.yaml, 2 cores), print `dvc metrics "
+                            "diff` against the committed baseline, fail on a worse FPR95 or a missing / reshaped output")
+    p.add_argument("--refresh", action="store_true",
+                   help="rerun and rewrite the baseline manifest instead of checking; commit it with the new metrics")
+    p.add_argument("--no-run", action="store_true", help="compare the outputs already on disk, do not rerun")
+    p.add_argument("--tolerance", type=float,
+                   help="FPR95 points a metric may worsen (default: the baseline's; with --refresh, sets it)")
+    p.add_argument("--config", default=None, help="pipeline configuration (default config/ci.yaml)")
+    p.add_argument("--baseline", default=None, help="manifest (default results/regression/baseline.json)")
+    p.add_argument("--root", type=Path, default=Path("."), help="the project checkout (default: here)")
+    p.set_defaults(func=cmd_regression_check)
     return parser
 
 
@@ -508,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .data import PairFileError
     from .data.sources import SourceError
+    from .regression import PipelineFailed
     from .train import TrainingDiverged
 
     try:
@@ -517,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"kglnet {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except (TrainingDiverged, OSError) as exc:
+    except (TrainingDiverged, PipelineFailed, OSError) as exc:
         # the run failed (a non-finite loss, a full disk): exit status 1; the message names the
         # epoch and step or the file, and every output written before stays as it was
         print(f"kglnet {args.command}: error: {exc}", file=sys.stderr)
