@@ -115,19 +115,20 @@ def _git(root: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def baseline_project(tmp_path_factory) -> Path:
-    """A git + DVC repository holding the workflow and the committed CI baseline outputs
-    (results only: the data and checkpoints are not in git, so they are not compared here)."""
+def _make_project(root: Path, results_only: bool) -> Path:
+    """A git + DVC repository at ``root`` holding the workflow and the committed CI baseline
+    outputs; with ``results_only``, the manifest lists only results/ (data and checkpoints are
+    not in git, so a check without a rerun cannot compare them)."""
     manifest = json.loads((REPO / BASELINE).read_text())
-    root = tmp_path_factory.mktemp("ci_project")
     for name in ("Snakefile", "workflow", "config", "params.yaml", "pipelines"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
-    manifest["outputs"] = {k: v for k, v in manifest["outputs"].items() if k.startswith("results/")}
+    results = {k: v for k, v in manifest["outputs"].items() if k.startswith("results/")}
+    if results_only:
+        manifest["outputs"] = results
     (root / BASELINE).parent.mkdir(parents=True)
     (root / BASELINE).write_text(json.dumps(manifest))
-    for rel in manifest["outputs"]:
+    for rel in results:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / rel, root / rel)
     _git(root, "init", "-q")
@@ -137,10 +138,15 @@ def baseline_project(tmp_path_factory) -> Path:
     return root
 
 
-def _check(root: Path) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="module")
+def baseline_project(tmp_path_factory) -> Path:
+    return _make_project(tmp_path_factory.mktemp("ci_project"), results_only=True)
+
+
+def _check(root: Path, *extra: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{KGLNET.parent}{os.pathsep}{os.environ['PATH']}")
-    return subprocess.run([str(KGLNET), "regression-check", "--no-run", "--root", str(root)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([str(KGLNET), "regression-check", "--no-run", "--root", str(root), *extra], env=env,
+                          capture_output=True, text=True, timeout=900)
 
 
 def test_unchanged_outputs_pass_and_a_planted_regression_fails(baseline_project):
@@ -195,3 +201,25 @@ def test_ci_config_is_the_one_checked():
     manifest = json.loads((REPO / BASELINE).read_text())
     assert manifest["config"] == CONFIG and manifest["cores"] == 2 and manifest["tolerance_fpr95"] > 0
     assert any(k.startswith("results/metrics/ci/") for k in manifest["outputs"])
+
+
+@pytest.mark.slow
+def test_full_check_reruns_from_scratch_and_catches_a_training_regression(tmp_path):
+    """The whole check as CI runs it, on a project whose KGL-Net no longer learns (learning rates
+    1e-9, planted in its configuration): the rerun's FPR95 is worse than the baseline's."""
+    import yaml
+
+    (tmp_path / "project").mkdir()
+    root = _make_project(tmp_path / "project", results_only=False)
+    ci = yaml.safe_load((root / CONFIG).read_text())
+    ci["models"]["kglnet"].update(lr_features=1e-9, lr_head=1e-9)
+    (root / CONFIG).write_text(yaml.safe_dump(ci))
+    result = _check(root, "--no-run")  # the rerun is what the next call does; this one has no data
+    assert result.returncode == 1 and "FAIL [missing] data/ci/train.h5" in result.stdout
+    env = dict(os.environ, PATH=f"{KGLNET.parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run([str(KGLNET), "regression-check", "--root", str(root)], env=env, capture_output=True,
+                            text=True, timeout=1800)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "FAIL [worse] results/metrics/ci/kglnet/seed0.json: mean.fpr95_metric" in result.stdout
+    # HardNet keeps its own optimiser settings (kglnet.zoo): its numbers repeat exactly
+    assert "results/metrics/ci/hardnet/seed0.json: mean.fpr95" not in result.stdout

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -298,7 +299,10 @@ def regression_check(root: str | os.PathLike = ".", *, config: str = CONFIG, bas
 
     outputs = pipeline_outputs(config, root)
     if run:
-        # --forceall: every step reruns from scratch, whatever is already on disk.
+        # From scratch: training resumes from a run folder's last.pt (not a declared output, so
+        # --forceall alone keeps it), so the run folders go first; --forceall redoes the rest.
+        for run_dir in sorted({(root / o).parent for o in outputs if o.startswith("checkpoints/")}):
+            shutil.rmtree(run_dir, ignore_errors=True)
         _run(["snakemake", "--cores", str(cores), "--configfile", config, "--forceall"], root)
     files = metric_files(outputs)
     print(f"\n# dvc metrics diff HEAD (baseline) -> this run: {len(files)} metrics files", flush=True)
