@@ -223,3 +223,24 @@ def test_full_check_reruns_from_scratch_and_catches_a_training_regression(tmp_pa
     assert "FAIL [worse] results/metrics/ci/kglnet/seed0.json: mean.fpr95_metric" in result.stdout
     # HardNet keeps its own optimiser settings (kglnet.zoo): its numbers repeat exactly
     assert "results/metrics/ci/hardnet/seed0.json: mean.fpr95" not in result.stdout
+
+
+def test_ci_runs_the_readme_test_command_on_every_push_and_pull_request():
+    """.ci/run ends with the README's test command, and the GitHub Actions workflow runs .ci/run
+    on every push and pull request (validated against GitHub's workflow schema with
+    check-jsonschema's vendored copy when it was written)."""
+    import re
+
+    import yaml
+
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
+    install, test = blocks[0].strip(), blocks[1].strip()
+    assert "pip install -e '.[test]'" in install and test == "python -m pytest && kglnet regression-check"
+    script = (REPO / ".ci/run").read_text().strip().splitlines()
+    assert script[-1] == test and "pip install -e '.[test]'" in script
+    workflow = yaml.safe_load((REPO / ".github/workflows/ci.yml").read_text())
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on:` as True
+    assert set(triggers) == {"push", "pull_request"}
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    assert [s["run"] for s in steps if "run" in s] == [".ci/run"]
