@@ -39,6 +39,15 @@ def test_entries_share_the_schedule_and_carry_their_own_optimiser():
     assert entries["siamese"]["dampening"] == 0.9  # Torch7 optim.sgd's default dampening
     assert entries["spimnet"]["lr_schedule"] == "step" and entries["spimnet"]["lr_step_epochs"] == 19
     assert "lr_head" not in entries["scfdm"]  # one learning rate: the model has no separate head group
+    # the HyNet authors' train.py (HyNet and SOSNet): Adam 1e-2, constant, no weight decay
+    for name in ("hynet", "sosnet"):
+        assert TrainConfig.from_dict({k: v for k, v in entries[name].items()
+                                      if k not in ("label", "seeds", "paper_method")}).weight_decay == 0.0
+        assert (entries[name]["optimizer"], entries[name]["lr_features"]) == ("adam", 0.01), name
+        assert entries[name].get("lr_schedule", "constant") == "constant", name
+    # TFeat's notebook: SGD 0.1 without momentum, wd 1e-4, StepLR(10, 0.8)
+    assert {k: entries["tfeat"][k] for k in ("momentum", "weight_decay", "lr_step_epochs", "lr_step_gamma")} == \
+        {"momentum": 0.0, "weight_decay": 0.0001, "lr_step_epochs": 10, "lr_step_gamma": 0.8}
 
 
 def test_paper_methods_have_a_published_row():

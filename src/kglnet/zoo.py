@@ -31,19 +31,30 @@ _KERAS_ADAM = {"optimizer": "adam", "lr_features": 0.0002}
 _QNET_SGD = {"optimizer": "sgd", "lr_features": 1.1, "momentum": 0.9, "dampening": 0.9, "weight_decay": 0.0001,
              "lr_schedule": "inverse", "lr_decay": 1e-6}
 _RRL_CODE = "RRL-Net authors' Keras code"
+# The HyNet authors' train.py (yuruntian/HyNet), which trains both HyNet and SOSNet (the same
+# authors): Adam lr 1e-2 (its default optim_method and lr), no weight decay, no lr schedule
+# (lr_scheduler 'None'), 512 pairs per batch, 200 epochs.
+_HYNET_ADAM = {"optimizer": "adam", "lr_features": 0.01}
+_HYNET_CODE = "the HyNet authors' train.py (yuruntian/HyNet), which trains HyNet and SOSNet"
+# TFeat's PyTorch training notebook (vbalnt/tfeat, tfeat-train.ipynb): SGD lr 0.1 without
+# momentum, weight decay 1e-4, lr times 0.8 every 10 epochs (StepLR), 300 triplets per batch.
+_TFEAT_SGD = {"optimizer": "sgd", "lr_features": 0.1, "momentum": 0.0, "weight_decay": 0.0001,
+              "lr_schedule": "step", "lr_step_epochs": 10, "lr_step_gamma": 0.8}
 
 #: name -> (table label, the paper's method name or None, training settings, source of the settings)
 ZOO: dict[str, dict] = {
     "l2net": {"label": "L2-Net", "paper_method": "L2-Net", "select_on": "descriptor",
-              "settings": _HARDNET_SGD, "settings_source": "HardNet's code (L2-Net's not verified)"},
+              "settings": _HARDNET_SGD,
+              "settings_source": "HardNet's code (L2-Net's training code is not public: yuruntian/L2-Net has "
+                                 "only the MATLAB descriptor; HardNet trains the same network)"},
     "hardnet": {"label": "HardNet", "paper_method": "HardNet", "select_on": "descriptor",
                 "settings": _HARDNET_SGD, "settings_source": "HardNet's code"},
     "sosnet": {"label": "SOSNet", "paper_method": "SOSNet", "select_on": "descriptor",
-               "settings": _HARDNET_SGD, "settings_source": "HardNet's code (SOSNet's not verified)"},
+               "settings": _HYNET_ADAM, "settings_source": _HYNET_CODE},
     "hynet": {"label": "HyNet", "paper_method": "HyNet", "select_on": "descriptor",
-              "settings": _HARDNET_SGD, "settings_source": "HardNet's code (HyNet's not verified)"},
+              "settings": _HYNET_ADAM, "settings_source": _HYNET_CODE},
     "tfeat": {"label": "TFeat", "paper_method": None, "select_on": "descriptor",
-              "settings": _HARDNET_SGD, "settings_source": "HardNet's code (TFeat's not verified)"},
+              "settings": _TFEAT_SGD, "settings_source": "TFeat's training notebook (vbalnt/tfeat)"},
     "siamese": {"label": "Siamese", "paper_method": "Siamese", "select_on": "metric",
                 "settings": _AGUILERA_SGD, "settings_source": "Aguilera et al.'s code"},
     "pseudo_siamese": {"label": "Pseudo-Siamese", "paper_method": "Pseudo-Siamese", "select_on": "metric",
