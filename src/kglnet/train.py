@@ -31,7 +31,6 @@ from . import __version__
 from .augment import PairAugmentation
 from .checkpoint import cpu_state_dict, read_checkpoint, save_checkpoint
 from .data import PairFileError, read_pairs
-from .evaluation import fpr95_descriptor, fpr95_metric
 from .inference import resolve_device, score_pairs
 from .losses import LossConfig, kglnet_loss
 from .models import count_parameters, create_model, list_models
@@ -214,6 +213,10 @@ def training_terms(model: torch.nn.Module, vis: torch.Tensor, other: torch.Tenso
 def validate(model: torch.nn.Module, pairs, batch_size: int, device: torch.device,
              precision: str = "fp32") -> dict[str, float | None]:
     """FPR95 (both definitions, percent) of ``model`` on a balanced PairSet."""
+    # Imported here: kglnet.evaluation brings scikit-learn and matplotlib (1.8 s), which the
+    # workflow's config check and every `kglnet` command that imports this module do not need.
+    from .evaluation import fpr95_descriptor, fpr95_metric
+
     scores = score_pairs(model, pairs.left, pairs.right, batch_size=batch_size, device=device, precision=precision)
     distance = scores["distance"]
     out: dict[str, float | None] = {
