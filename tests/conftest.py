@@ -41,3 +41,35 @@ def untrained_checkpoint(tmp_path_factory):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def workflow_copy():
+    """``make(dest) -> dest``: a copy of the workflow (Snakefile, workflow/, config/, params.yaml)
+    at ``dest``, without data, checkpoints or results, for Snakemake runs in a scratch folder."""
+    import shutil
+
+    def make(dest: Path) -> Path:
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ("Snakefile", "workflow", "config", "params.yaml"):
+            src = REPO / name
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+        return dest
+
+    return make
+
+
+@pytest.fixture
+def nan_loss(monkeypatch):
+    """Every training loss of kglnet.train becomes NaN (the real loss times NaN, so the graph and
+    its gradients exist): what a diverging run looks like to the training loop."""
+    from kglnet import train as train_module
+
+    real_loss = train_module.kglnet_loss
+
+    def loss(*args, **kwargs):
+        terms = real_loss(*args, **kwargs)
+        terms["total"] = terms["total"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(train_module, "kglnet_loss", loss)

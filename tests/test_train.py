@@ -83,15 +83,7 @@ def test_resume_ignores_a_checkpoint_of_other_settings(tiny_dataset, uninterrupt
     assert "starting from scratch" in (tmp_path / "train.log").read_text()
 
 
-def test_divergence_stops_with_epoch_and_step(tiny_dataset, tmp_path, monkeypatch):
-    real_loss = train_module.kglnet_loss
-
-    def nan_loss(*args, **kwargs):
-        terms = real_loss(*args, **kwargs)
-        terms["total"] = terms["total"] * float("nan")
-        return terms
-
-    monkeypatch.setattr(train_module, "kglnet_loss", nan_loss)
+def test_divergence_stops_with_epoch_and_step(tiny_dataset, tmp_path, nan_loss):
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step 1"):
         train(tiny_dataset / "train.h5", tiny_dataset / "val.h5", tmp_path, TrainConfig(epochs=1, **FAST), progress=False)
     assert not (tmp_path / "best.pt").exists()

@@ -107,13 +107,9 @@ XFAIL: dict[str, str] = {}  # rows whose fault is known not to be survived yet (
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def project(tmp_path_factory, workflow_copy) -> Path:
     """A copy of the workflow (no data, checkpoints or results)."""
-    dest = tmp_path_factory.mktemp("project")
-    for name in ("Snakefile", "workflow", "config", "params.yaml"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
-    return dest
+    return workflow_copy(tmp_path_factory.mktemp("project"))
 
 
 def _snakemake_row(name, fault, project, tmp_path) -> None:

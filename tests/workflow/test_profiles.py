@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,12 +50,9 @@ def _env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def project(tmp_path_factory, workflow_copy) -> Path:
     """A copy of the workflow (no data, checkpoints or results); dry runs write only .snakemake/."""
-    dest = tmp_path_factory.mktemp("project")
-    for name in ("Snakefile", "workflow", "config", "params.yaml"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+    dest = workflow_copy(tmp_path_factory.mktemp("project"))
     (dest / "config/fanout.yaml").write_text(yaml.safe_dump(FANOUT))
     return dest
 
