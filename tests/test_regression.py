@@ -115,14 +115,13 @@ def _git(root: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
 
 
-def _make_project(root: Path, results_only: bool) -> Path:
+def _make_project(root: Path, results_only: bool, workflow_copy) -> Path:
     """A git + DVC repository at ``root`` holding the workflow and the committed CI baseline
     outputs; with ``results_only``, the manifest lists only results/ (data and checkpoints are
     not in git, so a check without a rerun cannot compare them)."""
     manifest = json.loads((REPO / BASELINE).read_text())
-    for name in ("Snakefile", "workflow", "config", "params.yaml", "pipelines"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
+    workflow_copy(root)
+    shutil.copytree(REPO / "pipelines", root / "pipelines")
     results = {k: v for k, v in manifest["outputs"].items() if k.startswith("results/")}
     if results_only:
         manifest["outputs"] = results
@@ -139,8 +138,8 @@ def _make_project(root: Path, results_only: bool) -> Path:
 
 
 @pytest.fixture(scope="module")
-def baseline_project(tmp_path_factory) -> Path:
-    return _make_project(tmp_path_factory.mktemp("ci_project"), results_only=True)
+def baseline_project(tmp_path_factory, workflow_copy) -> Path:
+    return _make_project(tmp_path_factory.mktemp("ci_project"), results_only=True, workflow_copy=workflow_copy)
 
 
 def _check(root: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -204,13 +203,12 @@ def test_ci_config_is_the_one_checked():
 
 
 @pytest.mark.slow
-def test_full_check_reruns_from_scratch_and_catches_a_training_regression(tmp_path):
+def test_full_check_reruns_from_scratch_and_catches_a_training_regression(tmp_path, workflow_copy):
     """The whole check as CI runs it, on a project whose KGL-Net no longer learns (learning rates
     1e-9, planted in its configuration): the rerun's FPR95 is worse than the baseline's."""
     import yaml
 
-    (tmp_path / "project").mkdir()
-    root = _make_project(tmp_path / "project", results_only=False)
+    root = _make_project(tmp_path / "project", results_only=False, workflow_copy=workflow_copy)
     ci = yaml.safe_load((root / CONFIG).read_text())
     ci["models"]["kglnet"].update(lr_features=1e-9, lr_head=1e-9)
     (root / CONFIG).write_text(yaml.safe_dump(ci))

@@ -324,10 +324,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_regression_check(args: argparse.Namespace) -> int:
-    from .regression import BASELINE, CONFIG, regression_check
+    from .regression import regression_check
 
-    return regression_check(args.root, config=args.config or CONFIG, baseline=args.baseline or BASELINE,
-                            refresh=args.refresh, run=not args.no_run, tolerance=args.tolerance)
+    return regression_check(args.root, config=args.config, baseline=args.baseline, refresh=args.refresh,
+                            run=not args.no_run, tolerance=args.tolerance)
 
 
 def cmd_registration_benchmark(args: argparse.Namespace) -> int:
@@ -357,6 +357,8 @@ def cmd_registration_benchmark(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .regression import BASELINE as REGRESSION_BASELINE, CONFIG as REGRESSION_CONFIG  # no torch: cheap
+
     parser = argparse.ArgumentParser(prog="kglnet", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -515,8 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-run", action="store_true", help="compare the outputs already on disk, do not rerun")
     p.add_argument("--tolerance", type=float,
                    help="FPR95 points a metric may worsen (default: the baseline's; with --refresh, sets it)")
-    p.add_argument("--config", default=None, help="pipeline configuration (default config/ci.yaml)")
-    p.add_argument("--baseline", default=None, help="manifest (default results/regression/baseline.json)")
+    p.add_argument("--config", default=REGRESSION_CONFIG, help="pipeline configuration (default: %(default)s)")
+    p.add_argument("--baseline", default=REGRESSION_BASELINE, help="manifest (default: %(default)s)")
     p.add_argument("--root", type=Path, default=Path("."), help="the project checkout (default: here)")
     p.set_defaults(func=cmd_regression_check)
     return parser

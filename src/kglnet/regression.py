@@ -269,8 +269,10 @@ def _machine() -> dict[str, Any]:
     import numpy
     import torch
 
+    from kglnet.bench import device_name
+
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "machine": platform.machine(), "processor": platform.processor() or None, "cpus": os.cpu_count()}
+            "device": device_name(torch.device("cpu"))}
 
 
 def regression_check(root: str | os.PathLike = ".", *, config: str = CONFIG, baseline: str = BASELINE,

@@ -64,7 +64,7 @@ class DeferredErrorFile(io.RawIOBase):
     def __init__(self, path: str | os.PathLike):
         super().__init__()
         self.path = Path(path)
-        self._handle = open(self.path, "r+b" if self.path.exists() else "w+b", buffering=0)
+        self._handle = open(self.path, "w+b", buffering=0)
         self.error: OSError | None = None
 
     def readable(self) -> bool:
