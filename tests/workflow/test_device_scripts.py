@@ -1,0 +1,114 @@
+"""The GPU-slot scripts: device_plan.py turns Snakemake's own jobs into a plan, device_run.py runs
+it without Snakemake within a time budget."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO / "workflow" / "scripts"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+device_plan = _load("device_plan")
+
+DRY_RUN = """Building DAG of jobs...
+Job stats:
+job      count
+train        1
+
+[Thu Nov 26 13:32:56 2026]
+rule train:
+    input: data/ci/train.h5, data/ci/val.h5
+    output: checkpoints/ci/kglnet/seed0/best.pt, results/training/ci/kglnet/seed0.json
+    log: logs/train/ci/kglnet/seed0.log
+    jobid: 3
+    reason: Forced execution
+    wildcards: dataset=ci, model=kglnet, seed=0
+    threads: 2
+    resources: tmpdir=/tmp
+Shell command: kglnet train --train data/ci/train.h5 --config '{"epochs": 4}' > logs/train/ci/kglnet/seed0.log 2>&1
+
+[Thu Nov 26 13:32:56 2026]
+localrule report:
+    input: results/metrics/ci/kglnet/seed0.json
+    output: results/tables/ci.md
+    jobid: 1
+Shell command: kglnet report --dataset ci
+"""
+
+
+def test_dry_run_jobs_are_parsed_with_their_files_wildcards_and_command():
+    jobs = device_plan.parse_dry_run(DRY_RUN)
+    assert [j["rule"] for j in jobs] == ["train", "report"]
+    train = jobs[0]
+    assert train["input"] == ["data/ci/train.h5", "data/ci/val.h5"]
+    assert train["output"] == ["checkpoints/ci/kglnet/seed0/best.pt", "results/training/ci/kglnet/seed0.json"]
+    assert train["log"] == ["logs/train/ci/kglnet/seed0.log"]
+    assert train["wildcards"] == {"dataset": "ci", "model": "kglnet", "seed": "0"}
+    assert train["shell"].startswith("kglnet train ") and train["shell"].endswith("2>&1")
+    assert jobs[1]["log"] == [] and jobs[1]["shell"] == "kglnet report --dataset ci"
+
+
+def test_a_job_without_a_shell_command_is_an_error():
+    # a `run:` rule prints no shell command: the plan could not run it, so it must not be made
+    text = DRY_RUN.replace("Shell command: kglnet report --dataset ci\n", "")
+    with pytest.raises(ValueError, match="report"):
+        device_plan.parse_dry_run(text)
+
+
+def test_plan_of_the_ci_config_holds_snakemakes_own_commands(tmp_path):
+    out = tmp_path / "plan.json"
+    done = subprocess.run([sys.executable, str(SCRIPTS / "device_plan.py"), "--out", str(out),
+                           "--plan", "ci", ".", "config/ci.yaml", "--", "results/tables/ci.md"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (plan,) = json.loads(out.read_text())["plans"]
+    rules = [j["rule"] for j in plan["jobs"]]
+    assert rules.count("train") == 2 and rules.count("evaluate_model") == 2 and "report" in rules
+    train = next(j for j in plan["jobs"] if j["rule"] == "train" and j["wildcards"]["model"] == "kglnet")
+    settings = json.loads(train["shell"].split("--config '", 1)[1].split("'", 1)[0])
+    assert settings["epochs"] == 4 and settings["batch_size"] == 8 and settings["seed"] == 0
+    assert plan["snakemake"].startswith("snakemake -n -p --forceall")
+
+
+@pytest.mark.slow
+def test_runner_keeps_to_its_budget_and_reports_only_what_this_run_made(tmp_path, workflow_copy):
+    """A budget too short to train: no training starts, the baselines and the report still run,
+    and the committed table of an earlier run is not passed off as this run's."""
+    project = workflow_copy(tmp_path / "project")
+    (project / "results" / "tables").mkdir(parents=True)
+    (project / "results" / "tables" / "ci.md").write_text("an earlier run's table\n")
+    plan = tmp_path / "plan.json"
+    subprocess.run([sys.executable, str(SCRIPTS / "device_plan.py"), "--out", str(plan),
+                    "--plan", "ci", ".", "config/ci.yaml", "--", "results/tables/ci.md"],
+                   cwd=project, check=True, capture_output=True)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(SCRIPTS / "device_run.py"), "--plan", str(plan), "--out", str(out),
+                           "--budget", "1", "--reserve", "0", "--workers", "1", "--bench-compile",
+                           "--keep-checkpoint", "ci:checkpoints/ci/kglnet/seed0/best.pt"],
+                          cwd=project, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with tarfile.open(out / "results.tar.gz") as tar:
+        names = set(tar.getnames())
+        status = json.load(tar.extractfile("status.json"))
+        table = tar.extractfile("ci/results/tables/ci.md").read().decode()
+    assert sorted(status["skipped_training"]) == ["ci:train/dataset=ci/model=hardnet/seed=0",
+                                                  "ci:train/dataset=ci/model=kglnet/seed=0"]
+    assert "ci/results/metrics/ci/ncc.json" in names and "ci/results/metrics/ci/sift.json" in names
+    assert "ci/results/metrics/ci/kglnet/seed0.json" not in names
+    assert "NCC" in table and "KGL-Net" not in table and "earlier run" not in table
+    assert not list(out.glob("checkpoint.part*"))  # no finished run, no checkpoint brought back
