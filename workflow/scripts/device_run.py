@@ -10,11 +10,15 @@ plan's shell commands run unchanged). In order:
    (sha256); only then are the hand-crafted baselines' committed scores reused, else they rerun;
 3. the training jobs of all plans, ``--workers`` at a time on the one GPU, in the plans' order
    (``--order`` puts seed 0 of every model before seed 1); a job is started only while its
-   expected duration (the longest finished job of the same plan and epochs) still ends before
-   ``budget - reserve`` seconds, so what starts finishes;
-4. evaluation of every finished run, then each plan's report (the table lists the runs that
-   finished: inputs of unfinished runs are dropped from the command, and status.json says which),
-   then the registration benchmark when its checkpoint exists.
+   expected duration (the longest finished job of the same plan and epochs, else the longest
+   finished job scaled by epochs) still ends before ``budget - reserve`` seconds; jobs started
+   before any finished have no estimate, and one still running at ``budget - reserve / 2`` is
+   stopped (with its process group) and counts as unfinished;
+4. evaluation of every run that finished (a run stopped at the budget leaves a best.pt of its
+   early epochs, which is not scored), then each plan's report, listing only what this run made:
+   like `snakemake --forceall`, the plan's model outputs already in the tree are removed first,
+   and inputs of runs that did not finish are dropped from the report's command (status.json
+   lists them); the registration benchmark starts on the CPU as soon as its checkpoint exists.
 
 After every job the small outputs (results/, logs/, training logs and configs, bench JSON,
 status.json) are packed again into ``OUT/results.tar.gz``, so a run stopped at any moment still
