@@ -333,8 +333,11 @@ def cmd_regression_check(args: argparse.Namespace) -> int:
 def cmd_registration_benchmark(args: argparse.Namespace) -> int:
     from .evaluation.registration import (benchmark_methods, matcher_register_fn, registration_pairs,
                                           results_records, results_table, run_registration, summarize)
+    from .data.sources import verify_source
     from .utils.io import atomic_write_json, atomic_write_text
 
+    # every image and ground-truth file against the committed manifest before any is used
+    verify_source("visnir-registration", args.source_dir)
     pairs = registration_pairs(args.source_dir, categories=args.categories, per_category=args.per_category)
     settings = {"device": args.device, "keypoints": args.keypoints, "max_keypoints": args.max_keypoints,
                 "model_transform": args.model_transform, "ransac_px": args.ransac_px,

@@ -98,3 +98,24 @@ def test_registration_benchmark_cli_writes_summary_table_and_pairs(tmp_path, unt
     pairs = json.loads((out / "pairs.json").read_text())
     assert [p["pair_id"] for p in pairs["kglnet"]] == ["field/0001"]
     assert "| sift |" in (out / "table.md").read_text()
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")
+def test_registration_benchmark_refuses_a_source_folder_that_fails_the_manifest(tmp_path, untrained_checkpoint,
+                                                                                capsys):
+    """The benchmark reads the registration dataset only after every file matches the committed
+    manifest: one changed ground-truth file stops it, naming that file, before anything is written."""
+    import shutil
+
+    from kglnet.cli import main
+
+    copy = tmp_path / "source"
+    shutil.copytree(SHARED, copy)
+    bad = copy / "VIS-NIR registration dataset" / "field" / "0001_nir.txt"
+    bad.write_text(bad.read_text() + "\n")
+    out = tmp_path / "registration"
+    assert main(["registration-benchmark", "--source-dir", str(copy), "--checkpoint", str(untrained_checkpoint("kglnet")),
+                 "--out-dir", str(out), "--categories", "field", "--per-category", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "field/0001_nir.txt" in err and "visnir-registration" in err
+    assert not out.exists()

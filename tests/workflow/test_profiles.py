@@ -176,10 +176,11 @@ def test_profiles_name_only_rules_of_the_workflow(project):
         assert named <= rules, (profile, sorted(named - rules))
 
 
-@pytest.mark.xfail(strict=True, reason="make_synthetic and train pass --out-dir paths built from wildcards, "
-                   "not from {output}: under a storage provider (the kubernetes profile) they write beside "
-                   "the .snakemake/storage/ paths Snakemake checks (docs/cluster.md, Known limitations)")
-def test_kubernetes_jobs_write_where_their_outputs_are_declared(project):
-    out = dry_run(project, "kubernetes", "config/fanout.yaml")
-    dirs = re.findall(r"--out-dir (\S+)", out)
-    assert dirs and all(d.startswith(".snakemake/storage/") for d in dirs), sorted(set(dirs))[:5]
+def test_kubernetes_jobs_write_and_read_where_their_files_are_declared(project):
+    """Under a storage provider a job's files are local copies under .snakemake/storage/: every
+    folder a command writes to or reads from must be one of those, never a path built from the
+    wildcards (the pod would write beside what Snakemake uploads, or read what it never got)."""
+    out = dry_run(project, "kubernetes", "config/fanout.yaml") + dry_run(project, "kubernetes", "config/mini.yaml")
+    for flag in ("--out-dir", "--dest", "--source-dir"):
+        dirs = re.findall(rf"{flag} (\S+)", out)
+        assert dirs and all(d.startswith(".snakemake/storage/") for d in dirs), (flag, sorted(set(dirs))[:5])

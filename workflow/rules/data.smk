@@ -9,7 +9,9 @@ rule make_synthetic:
         test="data/{dataset}/test.h5",
         summary="data/{dataset}/summary.json",
     params:
-        out_dir=lambda w: f"data/{w.dataset}",
+        # from {output}, not the wildcards: under a storage provider (the kubernetes profile) the
+        # outputs live under .snakemake/storage/, and the job must write there
+        out_dir=lambda w, output: os.path.dirname(output.train),
         settings=lambda w: json.dumps(dataset_cfg(w.dataset).get("synthetic", {}), sort_keys=True),
     conda:
         "../envs/kglnet.yaml"
@@ -23,9 +25,11 @@ rule make_synthetic:
 
 rule fetch_source:
     """Real imagery: copied from the mirror (config `mirror` or $KGLNET_MIRROR) or downloaded from
-    its pinned repository; every file verified against the committed sha256 manifest."""
+    its pinned repository; every file verified against the committed sha256 manifest. The whole
+    folder is the output, so its images travel with it to remote storage; its readers re-check
+    every file against the manifest before use."""
     output:
-        "data/raw/{source}/.kglnet-verified.json",
+        directory("data/raw/{source}"),
     wildcard_constraints:
         source="visnir-registration|roadscene|3mos",
     params:
@@ -35,8 +39,7 @@ rule fetch_source:
     log:
         "logs/fetch/{source}.log",
     shell:
-        "kglnet fetch --source {wildcards.source} --dest data/raw/{wildcards.source} {params.mirror}"
-        " --no-progress > {log} 2>&1"
+        "kglnet fetch --source {wildcards.source} --dest {output} {params.mirror} --no-progress > {log} 2>&1"
 
 
 # One rule per real mini dataset: each has its own set of test files (8 scenes for visnir).
@@ -47,14 +50,14 @@ for _dataset in MINI:
         name:
             f"make_mini_{_dataset}"
         input:
-            f"data/raw/{_source}/.kglnet-verified.json",
+            f"data/raw/{_source}",
         output:
             [f"data/{_dataset}/{split}.h5" for split in ("train", "val")]
             + [f"data/{_dataset}/{t}.h5" for t in test_sets(_dataset)]
             + [f"data/{_dataset}/summary.json"],
         params:
             dataset=_dataset,
-            source_dir=lambda w, input: os.path.dirname(input[0]),
+            source_dir=lambda w, input: input[0],
             out_dir=lambda w, output: os.path.dirname(output[0]),
             settings=json.dumps(dataset_cfg(_dataset).get("mini", {}), sort_keys=True),
         conda:

@@ -8,14 +8,14 @@ if config.get("registration"):
     rule registration_benchmark:
         """Corner error against each pair's ground-truth affine; success at 5 / 10 px."""
         input:
-            source="data/raw/visnir-registration/.kglnet-verified.json",
+            source="data/raw/visnir-registration",
             checkpoint=f"checkpoints/{run_dir(_REG['dataset'], _REG['model'], _REG.get('seed', 0))}/best.pt",
         output:
             summary="results/registration/summary.json",
             table="results/registration/table.md",
             pairs="results/registration/pairs.json",
         params:
-            source_dir=lambda w, input: os.path.dirname(input.source),
+            source_dir=lambda w, input: input.source,
             out_dir=lambda w, output: os.path.dirname(output.summary),
             methods=" ".join(_REG.get("methods", ["kglnet", "sift"])),
             settings=(

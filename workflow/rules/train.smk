@@ -11,7 +11,8 @@ rule train:
         best="checkpoints/{dataset}/{model}/seed{seed}/best.pt",
         history="results/training/{dataset}/{model}/seed{seed}.json",
     params:
-        out_dir=lambda w: f"checkpoints/{run_dir(w.dataset, w.model, w.seed)}",
+        # the run folder of the declared best.pt (under a storage provider: its local copy)
+        out_dir=lambda w, output: os.path.dirname(output.best),
         # Passed whole, so Snakemake's params trigger reruns training when any setting changes.
         settings=lambda w: json.dumps(train_settings(w.dataset, w.model, w.seed), sort_keys=True),
         monitor=lambda w, input: (
