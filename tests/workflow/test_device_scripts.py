@@ -112,3 +112,30 @@ def test_runner_keeps_to_its_budget_and_reports_only_what_this_run_made(tmp_path
     assert "ci/results/metrics/ci/kglnet/seed0.json" not in names
     assert "NCC" in table and "KGL-Net" not in table and "earlier run" not in table
     assert not list(out.glob("checkpoint.part*"))  # no finished run, no checkpoint brought back
+
+
+@pytest.mark.slow
+def test_a_run_stopped_at_the_budget_is_not_scored(tmp_path, workflow_copy):
+    """The first training job starts with no estimate and is stopped at budget - reserve / 2; the
+    best.pt its early epochs left behind must not become a row of the table."""
+    project = workflow_copy(tmp_path / "project")
+    # 50 epochs cannot finish in the budget; the first ends within it, leaving a best.pt
+    (project / "config" / "long.yaml").write_text("datasets: {ci: {train: {epochs: 50}}}\n")
+    plan = tmp_path / "plan.json"
+    subprocess.run([sys.executable, str(SCRIPTS / "device_plan.py"), "--out", str(plan), "--plan", "ci", ".",
+                    "config/ci.yaml", "config/long.yaml", "--", "results/tables/ci.md"],
+                   cwd=project, check=True, capture_output=True)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(SCRIPTS / "device_run.py"), "--plan", str(plan), "--out", str(out),
+                           "--budget", "140", "--reserve", "120", "--workers", "1", "--bench-compile"],
+                          cwd=project, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with tarfile.open(out / "results.tar.gz") as tar:
+        names = set(tar.getnames())
+        status = json.load(tar.extractfile("status.json"))
+        table = tar.extractfile("ci/results/tables/ci.md").read().decode()
+    stopped = [j for j in status["jobs"] if j["job"].startswith("train/") and j["rc"] != 0]
+    assert stopped and stopped[0]["rc"] == -9, status["jobs"]
+    assert (project / "checkpoints/ci/kglnet/seed0/best.pt").exists()  # what must not be scored
+    assert not any(n.startswith("ci/results/metrics/ci/kglnet") for n in names)
+    assert "KGL-Net" not in table and "NCC" in table

@@ -155,7 +155,9 @@ def test_paper_config_runs_on_a_bundle_and_checkpoints_evaluate(tmp_path):
     short = project / "config/short.yaml"  # 1 epoch of 16 pairs, two seeds: a CPU-sized paper run
     short.write_text("datasets:\n" + "".join(
         f"  paper_{d}: {{train: {{epochs: 1, batch_size: 16}}}}\n" for d in ("visnir", "vislwir", "os")
-    ) + "models: {kglnet: {seeds: [0, 1]}}\nablations: false\nzoo: false\n")
+    ) + "models: {kglnet: {seeds: [0, 1]}}\nablations: false\nzoo: false\n"
+      # NCC and SIFT stand for the hand-crafted rows (LGHD and GISIFT have their own tests)
+      + "baselines: [ncc, sift]\n")
     cmd = ["snakemake", "--cores", "2", "--configfile", "config/paper.yaml", str(short),
            "--config", f"bundle={bundle}"]
     run(cmd, project)
