@@ -34,7 +34,6 @@ import json
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tarfile
@@ -171,7 +170,7 @@ def main() -> int:
 
     shim = Path(tempfile.mkdtemp(prefix="kglnet-bin-"))
     (shim / "kglnet").write_text(f'#!/bin/sh\nexec {sys.executable} -m kglnet "$@"\n')
-    (shim / "kglnet").chmod(0o755 | stat.S_IXUSR)
+    (shim / "kglnet").chmod(0o755)
     env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}", PYTHONUNBUFFERED="1")
     if (ROOT / "src" / "kglnet").is_dir():  # the checkout's package, not an installed one
         env["PYTHONPATH"] = str(ROOT / "src")
