@@ -85,6 +85,22 @@ def test_plan_of_the_ci_config_holds_snakemakes_own_commands(tmp_path):
     assert plan["snakemake"].startswith("snakemake -n -p --forceall")
 
 
+def run_ci_plan(project: Path, out: Path, configs: list[str], *runner_args: str) -> tuple[set, dict, str]:
+    """Plan config/ci.yaml (plus ``configs``) in ``project`` and run it with device_run.py; returns
+    the packed file names, status.json and the table."""
+    plan = out.parent / "plan.json"
+    subprocess.run([sys.executable, str(SCRIPTS / "device_plan.py"), "--out", str(plan), "--plan", "ci", ".",
+                    "config/ci.yaml", *configs, "--", "results/tables/ci.md"],
+                   cwd=project, check=True, capture_output=True)
+    done = subprocess.run([sys.executable, str(SCRIPTS / "device_run.py"), "--plan", str(plan), "--out", str(out),
+                           "--workers", "1", "--bench-compile", *runner_args],
+                          cwd=project, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with tarfile.open(out / "results.tar.gz") as tar:
+        return (set(tar.getnames()), json.load(tar.extractfile("status.json")),
+                tar.extractfile("ci/results/tables/ci.md").read().decode())
+
+
 @pytest.mark.slow
 def test_runner_keeps_to_its_budget_and_reports_only_what_this_run_made(tmp_path, workflow_copy):
     """A budget too short to train: no training starts, the baselines and the report still run,
@@ -92,20 +108,9 @@ def test_runner_keeps_to_its_budget_and_reports_only_what_this_run_made(tmp_path
     project = workflow_copy(tmp_path / "project")
     (project / "results" / "tables").mkdir(parents=True)
     (project / "results" / "tables" / "ci.md").write_text("an earlier run's table\n")
-    plan = tmp_path / "plan.json"
-    subprocess.run([sys.executable, str(SCRIPTS / "device_plan.py"), "--out", str(plan),
-                    "--plan", "ci", ".", "config/ci.yaml", "--", "results/tables/ci.md"],
-                   cwd=project, check=True, capture_output=True)
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, str(SCRIPTS / "device_run.py"), "--plan", str(plan), "--out", str(out),
-                           "--budget", "1", "--reserve", "0", "--workers", "1", "--bench-compile",
-                           "--keep-checkpoint", "ci:checkpoints/ci/kglnet/seed0/best.pt"],
-                          cwd=project, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    with tarfile.open(out / "results.tar.gz") as tar:
-        names = set(tar.getnames())
-        status = json.load(tar.extractfile("status.json"))
-        table = tar.extractfile("ci/results/tables/ci.md").read().decode()
+    names, status, table = run_ci_plan(project, out, [], "--budget", "1", "--reserve", "0",
+                                       "--keep-checkpoint", "ci:checkpoints/ci/kglnet/seed0/best.pt")
     assert sorted(status["skipped_training"]) == ["ci:train/dataset=ci/model=hardnet/seed=0",
                                                   "ci:train/dataset=ci/model=kglnet/seed=0"]
     assert "ci/results/metrics/ci/ncc.json" in names and "ci/results/metrics/ci/sift.json" in names
@@ -121,19 +126,8 @@ def test_a_run_stopped_at_the_budget_is_not_scored(tmp_path, workflow_copy):
     project = workflow_copy(tmp_path / "project")
     # 50 epochs cannot finish in the budget; the first ends within it, leaving a best.pt
     (project / "config" / "long.yaml").write_text("datasets: {ci: {train: {epochs: 50}}}\n")
-    plan = tmp_path / "plan.json"
-    subprocess.run([sys.executable, str(SCRIPTS / "device_plan.py"), "--out", str(plan), "--plan", "ci", ".",
-                    "config/ci.yaml", "config/long.yaml", "--", "results/tables/ci.md"],
-                   cwd=project, check=True, capture_output=True)
-    out = tmp_path / "out"
-    done = subprocess.run([sys.executable, str(SCRIPTS / "device_run.py"), "--plan", str(plan), "--out", str(out),
-                           "--budget", "140", "--reserve", "120", "--workers", "1", "--bench-compile"],
-                          cwd=project, capture_output=True, text=True, timeout=400)
-    assert done.returncode == 0, done.stdout + done.stderr
-    with tarfile.open(out / "results.tar.gz") as tar:
-        names = set(tar.getnames())
-        status = json.load(tar.extractfile("status.json"))
-        table = tar.extractfile("ci/results/tables/ci.md").read().decode()
+    names, status, table = run_ci_plan(project, tmp_path / "out", ["config/long.yaml"],
+                                       "--budget", "140", "--reserve", "120")
     stopped = [j for j in status["jobs"] if j["job"].startswith("train/") and j["rc"] != 0]
     assert stopped and stopped[0]["rc"] == -9, status["jobs"]
     assert (project / "checkpoints/ci/kglnet/seed0/best.pt").exists()  # what must not be scored
