@@ -59,6 +59,7 @@ def test_dry_run_jobs_are_parsed_with_their_files_wildcards_and_command():
     assert train["output"] == ["checkpoints/ci/kglnet/seed0/best.pt", "results/training/ci/kglnet/seed0.json"]
     assert train["log"] == ["logs/train/ci/kglnet/seed0.log"]
     assert train["wildcards"] == {"dataset": "ci", "model": "kglnet", "seed": "0"}
+    assert train["threads"] == 2 and train["resources"] == {"tmpdir": "/tmp"}
     assert train["shell"].startswith("kglnet train ") and train["shell"].endswith("2>&1")
     assert jobs[1]["log"] == [] and jobs[1]["shell"] == "kglnet report --dataset ci"
 

@@ -4,6 +4,7 @@ and every rule the profiles name exists. Nothing is submitted."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -17,6 +18,9 @@ from kglnet.ablations import ablation_entries
 from kglnet.zoo import zoo_entries
 
 REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("device_plan", REPO / "workflow" / "scripts" / "device_plan.py")
+device_plan = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(device_plan)
 BIN = Path(sys.executable).parent  # snakemake of this environment, with the executor plugins
 
 PROFILES = ("slurm", "kubernetes")
@@ -75,24 +79,9 @@ def dry_run(project: Path, profile: str, *configs: str) -> str:
 
 
 def jobs(output: str) -> list[dict]:
-    """The jobs of a dry run: rule, wildcards, threads, resources and shell command of each."""
-    found, job = [], None
-    for line in output.splitlines():
-        header = re.fullmatch(r"(?:local)?rule (\w+):", line)
-        if header:
-            job = {"rule": header.group(1), "wildcards": {}, "threads": 1, "resources": {}, "shell": ""}
-            found.append(job)
-        elif job is not None and line.startswith("    ") and ": " in line:
-            key, value = line.strip().split(": ", 1)
-            if key in ("wildcards", "resources"):
-                job[key] = dict(item.split("=", 1) for item in value.split(", "))
-            elif key == "threads":
-                job["threads"] = int(value)
-        elif job is not None and line.startswith("Shell command: "):
-            job["shell"] = line
-        else:
-            job = None
-    return found
+    """The jobs of a dry run: rule, wildcards, threads, resources and shell command of each (the
+    parser device_plan.py makes its plans with; the target rule `all` has no command)."""
+    return device_plan.parse_dry_run(output, require_shell=False)
 
 
 def expected_runs(config: dict) -> set[tuple[str, str, str]]:

@@ -57,7 +57,6 @@ for _dataset in MINI:
             + [f"data/{_dataset}/summary.json"],
         params:
             dataset=_dataset,
-            source_dir=lambda w, input: input[0],
             out_dir=lambda w, output: os.path.dirname(output[0]),
             settings=json.dumps(dataset_cfg(_dataset).get("mini", {}), sort_keys=True),
         conda:
@@ -65,7 +64,7 @@ for _dataset in MINI:
         log:
             f"logs/data/{_dataset}.log",
         shell:
-            "kglnet make-mini --dataset {params.dataset} --source-dir {params.source_dir}"
+            "kglnet make-mini --dataset {params.dataset} --source-dir {input}"
             " --out-dir {params.out_dir} --config {params.settings:q} --no-progress > {log} 2>&1"
 
 

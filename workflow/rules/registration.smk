@@ -15,7 +15,6 @@ if config.get("registration"):
             table="results/registration/table.md",
             pairs="results/registration/pairs.json",
         params:
-            source_dir=lambda w, input: input.source,
             out_dir=lambda w, output: os.path.dirname(output.summary),
             methods=" ".join(_REG.get("methods", ["kglnet", "sift"])),
             settings=(
@@ -31,7 +30,7 @@ if config.get("registration"):
         log:
             "logs/registration.log",
         shell:
-            "kglnet registration-benchmark --source-dir {params.source_dir} --checkpoint {input.checkpoint}"
+            "kglnet registration-benchmark --source-dir {input.source} --checkpoint {input.checkpoint}"
             " --out-dir {params.out_dir} --methods {params.methods} {params.settings}"
             " --device {params.device} --no-progress > {log} 2>&1"
 

@@ -29,14 +29,16 @@ from pathlib import Path
 _FIELDS = ("input", "output", "log")
 
 
-def parse_dry_run(text: str) -> list[dict]:
-    """Jobs of `snakemake -n -p` output: rule, wildcards, input/output/log lists, shell command."""
+def parse_dry_run(text: str, require_shell: bool = True) -> list[dict]:
+    """Jobs of `snakemake -n -p` output: rule, wildcards, input/output/log lists, threads,
+    resources and shell command ("" for a job without one, an error with ``require_shell``)."""
     jobs: list[dict] = []
     job: dict | None = None
     for line in text.splitlines():
         head = re.match(r"^(?:local)?rule (\w+):$", line)
         if head:
-            job = {"rule": head.group(1), "input": [], "output": [], "log": [], "wildcards": {}}
+            job = {"rule": head.group(1), "input": [], "output": [], "log": [], "wildcards": {},
+                   "threads": 1, "resources": {}, "shell": ""}
             jobs.append(job)
             continue
         if job is None:
@@ -44,13 +46,15 @@ def parse_dry_run(text: str) -> list[dict]:
         field = re.match(r"^    (\w+): (.*)$", line)
         if field and field.group(1) in _FIELDS:
             job[field.group(1)] = [p.strip() for p in field.group(2).split(", ") if p.strip()]
-        elif field and field.group(1) == "wildcards":
-            job["wildcards"] = dict(kv.split("=", 1) for kv in field.group(2).split(", "))
+        elif field and field.group(1) in ("wildcards", "resources"):
+            job[field.group(1)] = dict(kv.split("=", 1) for kv in field.group(2).split(", "))
+        elif field and field.group(1) == "threads":
+            job["threads"] = int(field.group(2))
         elif line.startswith("Shell command: "):
             job["shell"] = line[len("Shell command: "):]
             job = None
-    missing = [j["rule"] for j in jobs if "shell" not in j]
-    if missing:
+    missing = [j["rule"] for j in jobs if not j["shell"]]
+    if require_shell and missing:
         raise ValueError(f"dry run lists jobs without a shell command: {', '.join(sorted(set(missing)))}")
     return jobs
 

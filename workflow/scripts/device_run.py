@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Run a plan from device_plan.py on the GPU machine (CUDA PyTorch, no Snakemake), within a budget.
 
-Standard library only; `kglnet` is the package under src/ (a shim puts `kglnet` on PATH so the
-plan's shell commands run unchanged). In order:
+Needs only the standard library and the package under src/ (its atomic-write and checksum
+helpers here; a shim puts `kglnet` on PATH so the plan's shell commands run unchanged). In order:
 
 1. the plan's data jobs (make_mini_*) on the CPU, while `kglnet bench` measures throughput on the
    otherwise idle GPU (one run per ``--bench-compile`` mode);
@@ -44,6 +44,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path.cwd()
+if (ROOT / "src" / "kglnet").is_dir():  # the checkout's package, not an installed one
+    sys.path.insert(0, str(ROOT / "src"))
+
+from kglnet.utils.io import atomic_path, sha256_file  # noqa: E402  (after the path is set)
+
 T0 = time.monotonic()
 LOCK = threading.Lock()
 PACK_LOCK = threading.Lock()
@@ -60,14 +65,6 @@ def log(msg: str) -> None:
     print(line, flush=True)
     with LOCK:
         STATUS["notes"].append(line)
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def job_name(job: dict) -> str:
@@ -130,18 +127,16 @@ def _pack(out: Path, plans: list[dict], extra: list[Path]) -> None:
                         paths.update(p for p in path.parent.glob("*") if p.suffix in (".json", ".log"))
             for path in sorted(p for p in paths if p.suffix not in (".pt", ".h5") and "qualitative" not in p.parts):
                 tar.add(path, arcname=f"{plan['name']}/{path.relative_to(base)}")
-    tmp = out / ".results.tar.gz.tmp"
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, out / "results.tar.gz")
+    with atomic_path(out / "results.tar.gz", suffix=".tmp") as tmp:
+        tmp.write_bytes(buf.getvalue())
 
 
 def keep_checkpoint(out: Path, path: Path, tag: str) -> None:
     data = path.read_bytes()
     for i in range(0, len(data), PART_BYTES):
-        tmp = out / f".{tag}.part{i // PART_BYTES}.tmp"
-        tmp.write_bytes(data[i:i + PART_BYTES])
-        os.replace(tmp, out / f"{tag}.part{i // PART_BYTES}")
-    log(f"kept {path} ({len(data)} bytes, sha256 {sha256(path)}) as {tag}.part*")
+        with atomic_path(out / f"{tag}.part{i // PART_BYTES}", suffix=".tmp") as tmp:
+            tmp.write_bytes(data[i:i + PART_BYTES])
+    log(f"kept {path} ({len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}) as {tag}.part*")
 
 
 def seed_order(job: dict) -> tuple:
@@ -225,7 +220,7 @@ def main() -> int:
         return 1
 
     # 2. byte-identical data?
-    mismatched = [p for p, digest in first["expected_data"].items() if sha256(ROOT / p) != digest]
+    mismatched = [p for p, digest in first["expected_data"].items() if sha256_file(ROOT / p) != digest]
     STATUS["data_identical"] = not mismatched
     STATUS["data_mismatched"] = mismatched
     log(f"rebuilt pair files identical to the plan's: {not mismatched} ({len(first['expected_data'])} files)")
