@@ -108,12 +108,16 @@ def test_bad_switches_are_named():
         autocast_context(torch.device("cpu"), "half")
 
 
-def test_bf16_evaluation_is_close_to_fp32():
+def _eval_model_and_pairs(seed: int, n: int = 20):
+    """A KGL-Net in eval mode and ``n`` random uint8 pairs [n,64,64]."""
     torch.manual_seed(0)
-    model = create_model("kglnet").eval()
-    rng = np.random.default_rng(0)
-    left = rng.integers(0, 256, (20, 64, 64), dtype=np.uint8)
-    right = rng.integers(0, 256, (20, 64, 64), dtype=np.uint8)
+    rng = np.random.default_rng(seed)
+    return (create_model("kglnet").eval(), rng.integers(0, 256, (n, 64, 64), dtype=np.uint8),
+            rng.integers(0, 256, (n, 64, 64), dtype=np.uint8))
+
+
+def test_bf16_evaluation_is_close_to_fp32():
+    model, left, right = _eval_model_and_pairs(seed=0)
     exact = score_pairs(model, left, right, batch_size=8)
     fast = score_pairs(model, left, right, batch_size=8, precision="bf16")
     assert fast["distance"].dtype == np.float32 and fast["probability"].shape == (20,)
@@ -122,3 +126,17 @@ def test_bf16_evaluation_is_close_to_fp32():
     # batch size does not change the exact scores
     again = score_pairs(model, left, right, batch_size=20)
     assert np.allclose(again["distance"], exact["distance"], atol=1e-5)
+
+
+def test_fixed_batch_pads_the_last_batch_and_drops_its_scores():
+    model, left, right = _eval_model_and_pairs(seed=1)
+    shapes = []
+    model.register_forward_pre_hook(lambda m, args: shapes.append(tuple(args[0].shape)))
+    plain = score_pairs(model, left, right, batch_size=8)
+    assert [s[0] for s in shapes] == [8, 8, 4]
+    shapes.clear()
+    padded = score_pairs(model, left, right, batch_size=8, fixed_batch=True)
+    assert [s[0] for s in shapes] == [8, 8, 8]  # one shape: a compiled scorer compiles once
+    assert padded["distance"].shape == padded["probability"].shape == (20,)
+    assert np.allclose(padded["distance"], plain["distance"], atol=1e-5)
+    assert np.allclose(padded["probability"], plain["probability"], atol=1e-5)

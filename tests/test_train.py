@@ -83,6 +83,42 @@ def test_resume_ignores_a_checkpoint_of_other_settings(tiny_dataset, uninterrupt
     assert "starting from scratch" in (tmp_path / "train.log").read_text()
 
 
+def test_checkpoint_every_writes_last_pt_less_often_and_resumes_exactly(tiny_dataset, micro_train, tmp_path,
+                                                                        monkeypatch):
+    base = dict(augment=False, **MICRO)
+    full, sparse = tmp_path / "full", tmp_path / "sparse"
+    train(micro_train, tiny_dataset / "val.h5", full, TrainConfig(epochs=3, **base), resume=False, progress=False)
+    real_loss = train_module.kglnet_loss
+    calls = {"n": 0}
+
+    def interrupted_loss(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2 * 2 + 1:  # first step of epoch 3 (two batches per epoch)
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "kglnet_loss", interrupted_loss)
+    cfg = TrainConfig(epochs=3, checkpoint_every=2, **base)
+    with pytest.raises(KeyboardInterrupt):
+        train(micro_train, tiny_dataset / "val.h5", sparse, cfg, resume=False, progress=False)
+    assert read_checkpoint(sparse / "last.pt")["epoch"] == 2  # epoch 1 was not written, epoch 2 was
+    monkeypatch.setattr(train_module, "kglnet_loss", real_loss)
+    train(micro_train, tiny_dataset / "val.h5", sparse, cfg, progress=False)
+    assert "resuming" in (sparse / "train.log").read_text()
+    assert read_checkpoint(sparse / "last.pt")["epoch"] == 3  # the last epoch is always written
+    assert_same_weights(weights(sparse / "last.pt"), weights(full / "last.pt"))
+    assert_same_weights(weights(sparse / "best.pt"), weights(full / "best.pt"))
+    assert [h["epoch"] for h in json.loads((sparse / "history.json").read_text())] == [1, 2, 3]
+    # how often last.pt is written is not part of what a resume must match
+    assert cfg.resume_key() == TrainConfig(epochs=3, **base).resume_key()
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True])
+def test_bad_checkpoint_every_is_named(value):
+    with pytest.raises(ValueError, match=r"checkpoint_every must be an integer >= 1"):
+        TrainConfig(checkpoint_every=value)
+
+
 def test_divergence_stops_with_epoch_and_step(tiny_dataset, tmp_path, nan_loss):
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step 1"):
         train(tiny_dataset / "train.h5", tiny_dataset / "val.h5", tmp_path, TrainConfig(epochs=1, **FAST), progress=False)
@@ -250,7 +286,7 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
 
     # A checkpoint written before the ablation switches existed fingerprinted exactly this.
     legacy = dataclasses.asdict(TrainConfig())
-    for k in ("epochs", "device", "eval_batch_size", "threads", "select_on", "weight_decay", "momentum",
+    for k in ("epochs", "device", "eval_batch_size", "threads", "checkpoint_every", "select_on", "weight_decay", "momentum",
               "dampening", "precision", "channels_last", "compile", "lr_schedule", "lr_decay", "lr_step_epochs",
               "lr_step_gamma"):
         legacy.pop(k)

@@ -23,7 +23,7 @@ _UPLOAD_PAIRS = 65536
 @torch.no_grad()
 def score_pairs(model: torch.nn.Module, left: np.ndarray, right: np.ndarray, batch_size: int = 512,
                 device: torch.device | str = "cpu", precision: str = "fp32",
-                channels_last: bool = False) -> dict[str, np.ndarray | None]:
+                channels_last: bool = False, fixed_batch: bool = False) -> dict[str, np.ndarray | None]:
     """Descriptor distances and match probabilities for aligned pairs.
 
     Args:
@@ -33,6 +33,8 @@ def score_pairs(model: torch.nn.Module, left: np.ndarray, right: np.ndarray, bat
         left, right: uint8 [N,64,64].
         precision: "fp32" (exact) or "bf16" (autocast; scores are returned as float32).
         channels_last: feed NHWC batches (use with a model converted to channels_last).
+        fixed_batch: pad a short last batch to ``batch_size`` (scores of the padding dropped), so
+            a ``torch.compile``-d model with ``dynamic=False`` sees one shape and compiles once.
     Returns:
         ``{"distance": float32 [N] Euclidean distance of the L2-normalised descriptors, or None,
         "probability": float32 [N] metric-branch match probability, or None}``.
@@ -51,13 +53,22 @@ def score_pairs(model: torch.nn.Module, left: np.ndarray, right: np.ndarray, bat
             chunk_left = torch.from_numpy(np.ascontiguousarray(left[chunk:chunk + _UPLOAD_PAIRS])).to(device)
             chunk_right = torch.from_numpy(np.ascontiguousarray(right[chunk:chunk + _UPLOAD_PAIRS])).to(device)
             for start in range(0, len(chunk_left), batch_size):
-                vis = to_unit_float(chunk_left[start:start + batch_size], channels_last)
-                other = to_unit_float(chunk_right[start:start + batch_size], channels_last)
+                batch_left = chunk_left[start:start + batch_size]
+                batch_right = chunk_right[start:start + batch_size]
+                real = len(batch_left)
+                if fixed_batch and real < batch_size:
+                    pad = batch_size - real
+                    batch_left = torch.cat([batch_left, batch_left.new_zeros((pad, *batch_left.shape[1:]))])
+                    batch_right = torch.cat([batch_right, batch_right.new_zeros((pad, *batch_right.shape[1:]))])
+                vis = to_unit_float(batch_left, channels_last)
+                other = to_unit_float(batch_right, channels_last)
                 desc_vis, desc_other, prob = model(vis, other)
+                # Copies, never views: a model compiled with CUDA graphs (reduce-overhead)
+                # overwrites its outputs at the next call.
                 if desc_vis is not None:
-                    distances.append(torch.linalg.vector_norm(desc_vis.float() - desc_other.float(), dim=1))
+                    distances.append(torch.linalg.vector_norm(desc_vis[:real].float() - desc_other[:real].float(), dim=1))
                 if prob is not None:
-                    probabilities.append(prob.float())
+                    probabilities.append(prob[:real].to(torch.float32, copy=True))
     model.train(was_training)
     if not distances and not probabilities:
         raise ValueError(f"{type(model).__name__} returned neither descriptors nor a probability")

@@ -1,7 +1,8 @@
 """Training loop (SPEC sections 3 and 4) with exact resume and validation-based selection.
 
 Outputs in ``out_dir``:
-  last.pt       full state after the latest epoch (model, optimiser, RNG states, history), every epoch
+  last.pt       full state after the latest epoch (model, optimiser, RNG states, history), every
+                ``checkpoint_every`` epochs (default 1) and after the last
   best.pt       weights of the epoch with the lowest validation FPR95 (the metric branch, or the
                 descriptor branch with ``select_on="descriptor"``): the reported model
   history.json  one record per epoch (losses, distances, validation FPR95, timings, and the FPR95
@@ -55,6 +56,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     eval_batch_size: int = 512
+    # Epochs between writes of last.pt (the resume state, about 100 MB for KGL-Net); the last
+    # epoch is always written. A resumed run repeats at most checkpoint_every - 1 epochs.
+    checkpoint_every: int = 1
     threads: int = 0                 # torch CPU threads; 0 keeps torch's default
     loss: LossConfig = field(default_factory=LossConfig)
     select_on: str = "metric"        # validation FPR95 that picks best.pt: "metric" or "descriptor"
@@ -96,6 +100,9 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         if self.compile not in COMPILE_MODES:
             raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}; got {self.compile!r}")
+        if isinstance(self.checkpoint_every, bool) or not isinstance(self.checkpoint_every, int) \
+                or self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be an integer >= 1; got {self.checkpoint_every!r}")
         if not isinstance(self.channels_last, bool):
             raise ValueError(f"channels_last must be true or false; got {self.channels_last!r}")
         if isinstance(self.loss, dict):
@@ -118,7 +125,7 @@ class TrainConfig:
         changed setting still refuses it.
         """
         d = self.to_dict()
-        for volatile in ("epochs", "device", "eval_batch_size", "threads"):
+        for volatile in ("epochs", "device", "eval_batch_size", "threads", "checkpoint_every"):
             d.pop(volatile)
         for key, default in _LATER_DEFAULTS.items():
             if d.get(key) == default:
@@ -211,19 +218,51 @@ def training_terms(model: torch.nn.Module, vis: torch.Tensor, other: torch.Tenso
 
 
 def validate(model: torch.nn.Module, pairs, batch_size: int, device: torch.device,
-             precision: str = "fp32") -> dict[str, float | None]:
-    """FPR95 (both definitions, percent) of ``model`` on a balanced PairSet."""
+             precision: str = "fp32", channels_last: bool = False,
+             fixed_batch: bool = False) -> dict[str, float | None]:
+    """FPR95 (both definitions, percent) of ``model`` on a balanced PairSet (``channels_last``,
+    ``fixed_batch``: as :func:`kglnet.inference.score_pairs`)."""
     # Imported here: kglnet.evaluation brings scikit-learn and matplotlib (1.8 s), which the
     # workflow's config check and every `kglnet` command that imports this module do not need.
     from .evaluation import fpr95_descriptor, fpr95_metric
 
-    scores = score_pairs(model, pairs.left, pairs.right, batch_size=batch_size, device=device, precision=precision)
+    scores = score_pairs(model, pairs.left, pairs.right, batch_size=batch_size, device=device, precision=precision,
+                         channels_last=channels_last, fixed_batch=fixed_batch)
     distance = scores["distance"]
     out: dict[str, float | None] = {
         "fpr95_descriptor": fpr95_descriptor(distance, pairs.label) if distance is not None else None}
     prob = scores["probability"]
     out["fpr95_metric"] = fpr95_metric(prob, pairs.label) if prob is not None else None
     return out
+
+
+class _EpochScorer:
+    """``scorer(pairs) -> validate(...)`` with the run's fast-path switches.
+
+    With a compile mode the model is compiled for scoring too (its own graph in eval mode; the
+    last batch is padded so one shape compiles once): the validation and monitored test files are
+    scored after every epoch, which eager bf16 does at a fifth of the compiled rate on an H200
+    (results/benchmarks/h200-*.json). Should the compiled scorer fail, the run logs why and
+    scores eagerly from then on rather than losing the training done so far.
+    """
+
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> None:
+        self.model = model
+        self.cfg = cfg
+        self.device = device
+        self.compiled = None if cfg.compile == "none" else torch.compile(model, mode=cfg.compile, dynamic=False)
+
+    def __call__(self, pairs) -> dict[str, float | None]:
+        cfg = self.cfg
+        if self.compiled is not None:
+            try:
+                return validate(self.compiled, pairs, cfg.eval_batch_size, self.device, cfg.precision,
+                                channels_last=cfg.channels_last, fixed_batch=True)
+            except RuntimeError as exc:  # torch's compile and CUDA-graph errors derive from it
+                log.warning("compiled scoring failed, scoring eagerly from now on: %s", exc)
+                self.compiled = None
+        return validate(self.model, pairs, cfg.eval_batch_size, self.device, cfg.precision,
+                        channels_last=cfg.channels_last)
 
 
 def _setup_logging(out_dir: Path) -> logging.Handler:
@@ -324,6 +363,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     train_step = TrainStep(model, optimizer, lambda m, v, o: training_terms(m, v, o, cfg, neg_gen),
                            augment=augment, augment_generator=aug_gen, precision=cfg.precision,
                            channels_last=cfg.channels_last, compile=cfg.compile)
+    score = _EpochScorer(model, cfg, device)
     history: list[dict[str, Any]] = []
     start_epoch = 1
     best: dict[str, Any] | None = None
@@ -386,7 +426,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
                                    f"last good checkpoint: {last_path}")
         train_seconds = time.perf_counter() - t0
 
-        val = validate(model, val_set, cfg.eval_batch_size, device, cfg.precision)
+        val = score(val_set)
         record = {
             "epoch": epoch,
             **{f"loss_{k}" if k not in ("d_pos", "d_neg") else k: float(v) / len(bounds) for k, v in sums.items()},
@@ -398,24 +438,24 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
         }
         if monitored:
             record["test"] = {name: {"fpr95_metric": r["fpr95_metric"], "fpr95_descriptor": r["fpr95_descriptor"]}
-                              for name, r in ((name, validate(model, pairs, cfg.eval_batch_size, device, cfg.precision))
-                                              for name, (_, pairs) in monitored.items())}
+                              for name, r in ((name, score(pairs)) for name, (_, pairs) in monitored.items())}
         record["epoch_seconds"] = time.perf_counter() - t0
         history.append(record)
         log.info("epoch %d: %s", epoch, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
 
         meta = {"epoch": epoch, "config": cfg.to_dict(), "inputs": inputs, "kglnet": __version__}
-        score = _selection_score(record, cfg.select_on)
-        if best is None or score < best["score"]:
-            best = {"epoch": epoch, "score": score, "select_on": cfg.select_on,
+        selection = _selection_score(record, cfg.select_on)
+        if best is None or selection < best["score"]:
+            best = {"epoch": epoch, "score": selection, "select_on": cfg.select_on,
                     "val_fpr95_metric": val["fpr95_metric"], "val_fpr95_descriptor": val["fpr95_descriptor"]}
             best_state = cpu_state_dict(model)
             save_checkpoint(out_dir / "best.pt", model, best_state, selection="validation", best=best, **meta)
-        save_checkpoint(
-            last_path, model, optimizer_state=optimizer.state_dict(),
-            rng={"augment": aug_gen.get_state(), "negatives": neg_gen.get_state(), "torch": torch.get_rng_state()},
-            history=history, best=best, best_model_state=best_state, resume_key=cfg.resume_key(), **meta,
-        )
+        if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+            save_checkpoint(
+                last_path, model, optimizer_state=optimizer.state_dict(),
+                rng={"augment": aug_gen.get_state(), "negatives": neg_gen.get_state(), "torch": torch.get_rng_state()},
+                history=history, best=best, best_model_state=best_state, resume_key=cfg.resume_key(), **meta,
+            )
         atomic_write_json(out_dir / "history.json", history)
 
     # Snakemake deletes the declared outputs of a failed job (best.pt among them) before it reruns
