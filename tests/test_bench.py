@@ -45,8 +45,10 @@ def test_cpu_benchmark_record_has_the_issue_keys(tmp_path, capsys):
     record = json.loads(out.read_text())
     for key in ("device", "torch", "train_pairs_per_s", "reference_train_pairs_per_s", "eval_pairs_per_s",
                 "reference_eval_pairs_per_s", "peak_memory_gb", "fp32_train_pairs_per_s", "train_speedup",
-                "full_schedule_minutes", "config", "git_commit"):
+                "full_schedule_minutes", "config", "git_commit", "gflop_per_pair", "achieved_tflops"):
         assert key in record, key
+    assert record["achieved_tflops"]["eval"] == pytest.approx(
+        record["eval_pairs_per_s"] * record["gflop_per_pair"]["eval"] / 1e3)
     assert record["device"].startswith("CPU") and record["peak_memory_gb"] is None
     assert all(record[k] > 0 for k in ("train_pairs_per_s", "reference_train_pairs_per_s", "eval_pairs_per_s"))
     assert record["full_schedule_minutes"]["schedule"]["visnir"] == {"pairs_per_epoch": 1000, "epochs": 10}
@@ -59,3 +61,28 @@ def test_bad_benchmark_settings_are_named(capsys):
     with pytest.raises(SystemExit):
         main(["bench", "--schedule", "visnir=lots"])
     assert "expected DATASET=PAIRS:EPOCHS" in capsys.readouterr().err
+
+
+def test_flops_per_pair_match_a_count_of_the_layers():
+    from kglnet.bench import flops_per_pair
+
+    flops = flops_per_pair(pairs=2)
+    # Hand count of KGL-Net's forward pass from its layers' output sizes: a convolution does
+    # 2 * outputs * (in_channels / groups) * kernel area, a linear layer 2 * outputs * in_features.
+    counted = []
+
+    def hook(module, _, out):
+        if isinstance(module, torch.nn.Conv2d):
+            kh, kw = module.kernel_size
+            counted.append(2 * out.numel() * module.in_channels // module.groups * kh * kw)
+        else:
+            counted.append(2 * out.numel() * module.in_features)
+
+    model = create_model("kglnet").eval()
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        model(torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64))
+    assert flops["eval"] == pytest.approx(sum(counted) / 2, rel=0.02)
+    assert 2.5 < flops["train"] / flops["eval"] < 3.5  # backward costs about twice the forward pass

@@ -241,6 +241,26 @@ def full_schedule_minutes(train_pairs_per_s: float, extra: dict[str, list[int]] 
                                                         "pass --schedule visnir=PAIRS:100)"]}
 
 
+def flops_per_pair(model_name: str = "kglnet", pairs: int = 4) -> dict[str, float]:
+    """Floating-point operations per patch pair (``torch.utils.flop_counter``, counted on the CPU
+    in fp32): ``{"eval": forward pass, "train": forward pass, KGL-Net's loss and backward pass}``.
+    Throughput times these gives the arithmetic rate a run achieved, to set against the device's
+    peak (the counter covers convolutions and matrix products, not elementwise operations)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    model = create_model(model_name)
+    vis, other = torch.rand(pairs, 1, 64, 64), torch.rand(pairs, 1, 64, 64)
+    with FlopCounterMode(display=False) as forward:
+        with torch.no_grad():
+            model.eval()(vis, other)
+    model.train()
+    with FlopCounterMode(display=False) as step:
+        terms = kglnet_loss(model, vis, other, LossConfig(), generator=torch.Generator().manual_seed(0))
+        terms["total"].backward()
+    return {"eval": forward.get_total_flops() / pairs, "train": step.get_total_flops() / pairs}
+
+
 def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
     """Measure both paths on one device; returns the JSON record (see the module docstring)."""
     if cfg.batch_size < 2 or cfg.steps < 1 or cfg.warmup < 0 or cfg.eval_pairs < 1:
@@ -281,9 +301,13 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
             cfg, device, vis[:cfg.eval_pairs], other[:cfg.eval_pairs])
         record["eval_speedup"] = record["eval_pairs_per_s"] / record["reference_eval_pairs_per_s"]
     record["full_schedule_minutes"] = full_schedule_minutes(record["train_pairs_per_s"], cfg.schedule)
+    flops = flops_per_pair()
+    record["gflop_per_pair"] = {k: v / 1e9 for k, v in flops.items()}
+    record["achieved_tflops"] = {"train": record["train_pairs_per_s"] * flops["train"] / 1e12,
+                                 "eval": record["eval_pairs_per_s"] * flops["eval"] / 1e12}
     return record
 
 
-__all__ = ["BenchConfig", "PAPER_SCHEDULE", "ReferenceKGLNet", "full_schedule_minutes", "run_benchmark",
+__all__ = ["BenchConfig", "PAPER_SCHEDULE", "ReferenceKGLNet", "flops_per_pair", "full_schedule_minutes", "run_benchmark",
            "time_project_training", "time_reference_training", "time_project_evaluation",
            "time_reference_evaluation"]
