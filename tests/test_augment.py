@@ -156,6 +156,26 @@ def _variants(x: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
+def test_draw_then_apply_is_the_augmentation() -> None:
+    """The split the compiled training step uses: draw() makes exactly the calls' draws (same
+    outputs bit for bit, same generator state after), and apply() draws nothing."""
+    vis, other = rand_pairs(6, size=64)
+    for photometric, geometric in ((True, True), (True, False), (False, True)):
+        aug = PairAugmentation(photometric=photometric, geometric=geometric)
+        g_call, g_split = gen(5), gen(5)
+        v_call, o_call = aug(vis, other, g_call)
+        draws = aug.draw(vis.shape, g_split, vis.device)
+        torch_state = torch.get_rng_state()
+        v_split, o_split = aug.apply(vis, other, draws)
+        assert torch.equal(torch.get_rng_state(), torch_state)  # apply makes no random draws
+        assert torch.equal(v_call, v_split) and torch.equal(o_call, o_split)
+        assert torch.equal(g_call.get_state(), g_split.get_state())
+        assert all(t.shape[0] in (6, 12) for t in draws.values())  # per pair, or per patch (2B)
+    # Drawn for the wrong batch: apply names the mismatch instead of broadcasting.
+    with pytest.raises(ValueError, match="vis and other shapes differ"):
+        PairAugmentation().apply(vis, other[:3], PairAugmentation().draw(vis.shape, gen(0)))
+
+
 def test_variants_distinct_for_asymmetric_patch() -> None:
     x = torch.arange(S * S, dtype=torch.float32).view(S, S)
     vs = _variants(x)

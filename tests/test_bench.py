@@ -55,6 +55,21 @@ def test_cpu_benchmark_record_has_the_issue_keys(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["train_pairs_per_s"] == record["train_pairs_per_s"]
 
 
+def test_phase_breakdown_covers_the_step(tmp_path):
+    """--phases: each phase of the project's step timed on both clocks; on the CPU (synchronous)
+    the phases add up to about the step's time."""
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--out", str(out), "--batch-size", "4", "--steps", "2", "--warmup", "1", "--eval-pairs", "4",
+                 "--eval-batch-size", "4", "--no-reference", "--no-fp32", "--phases", "--fused-optimizer"]) == 0
+    record = json.loads(out.read_text())
+    phases = record["train_phases_ms"]
+    assert set(phases["host"]) == {"draw", "forward", "backward", "optimizer", "bookkeeping"}
+    assert phases["device"] == phases["host"] and all(v > 0 for v in phases["host"].values())
+    assert record["config"]["fused_optimizer"] is True
+    # the forward and backward passes of KGL-Net dwarf the draws and the bookkeeping
+    assert phases["host"]["forward"] + phases["host"]["backward"] > 5 * phases["host"]["draw"]
+
+
 def test_bad_benchmark_settings_are_named(capsys):
     with pytest.raises(ValueError, match="batch_size >= 2"):
         run_benchmark(BenchConfig(batch_size=1))

@@ -54,6 +54,104 @@ def test_fp32_step_equals_the_hand_written_step():
         assert torch.equal(p, q), name
 
 
+def test_fp32_step_with_augmentation_equals_the_hand_written_step():
+    """With augmentation the exact path is still plain eager fp32: the batch augmented by
+    PairAugmentation with the same generator, then the loss and Adam, bit for bit."""
+    vis, other = _batch()
+    model, step = _step(augment=True)
+    terms = step(vis, other)
+    torch.manual_seed(0)
+    ref = create_model("kglnet")
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
+    v, o = PairAugmentation()(to_unit_float(vis), to_unit_float(other), torch.Generator().manual_seed(1))
+    ref_terms = kglnet_loss(ref, v, o, LossConfig(), generator=torch.Generator().manual_seed(2))
+    opt.zero_grad()
+    ref_terms["total"].backward()
+    opt.step()
+    assert torch.equal(terms["total"], ref_terms["total"].detach())
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_augmentation_forward_and_loss_trace_as_one_graph():
+    """What a compile mode compiles: cast, augmentation, forward pass and KGL-Net's loss are one
+    graph with no break (a break would leave eager kernels between compiled pieces)."""
+    _, step = _step(augment=True)
+    vis, other = _batch()
+    draws = step.augment.draw((8, 1, 64, 64), step.augment_generator, step.device)
+    explained = torch._dynamo.explain(step._eager_forward_loss)(vis, other, draws)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+
+
+def test_epoch_sums_add_up_the_returned_terms():
+    vis, other = _batch()
+    _, step = _step()
+    returned = [step(vis, other) for _ in range(3)]
+    sums = step.epoch_sums()
+    assert set(sums) == set(returned[0]) and "total" in sums
+    for k, v in sums.items():
+        assert torch.allclose(v, sum(r[k] for r in returned), rtol=1e-6), k
+    step.reset_counter()
+    assert step.epoch_sums() == {}
+
+
+class _TinyNet(torch.nn.Module):
+    """A small stand-in for KGL-Net: compiling it on the CPU takes seconds, not minutes."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 8, stride=8)
+        self.fc = torch.nn.Linear(4 * 64, 8)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).flatten(1))
+
+
+def _tiny_loss(model, vis, other):
+    a, b = model(vis), model(other)
+    d = (a - b).pow(2).sum(1).mean()
+    return {"total": d + 0.1 * a.pow(2).mean(), "distance": d}
+
+
+@pytest.mark.slow  # inductor compiles the augmentation on the CPU: about 25 s on 2 cores
+def test_compiled_step_with_augmentation_tracks_the_eager_step():
+    """compile="default": the augmentation compiled with the forward pass gets the same draws and
+    gives the same losses and weights as the eager step, to float rounding."""
+    runs = []
+    for mode in ("none", "default"):
+        torch.manual_seed(0)
+        model = _TinyNet()
+        step = TrainStep(model, torch.optim.Adam(model.parameters(), lr=1e-2), _tiny_loss,
+                         augment=PairAugmentation(), augment_generator=torch.Generator().manual_seed(1),
+                         compile=mode)
+        losses = [float(step(*_batch(8, seed))["total"]) for seed in range(3)]
+        runs.append((model, losses))
+    (eager, eager_losses), (compiled, compiled_losses) = runs
+    assert np.allclose(eager_losses, compiled_losses, rtol=1e-5)
+    for p, q in zip(eager.parameters(), compiled.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_fused_adam_tracks_the_default_adam():
+    """fused_optimizer's Adam (one kernel per step on a GPU) takes the same steps as PyTorch's
+    default Adam to float rounding."""
+    from kglnet.train import TrainConfig, _make_optimizer
+
+    vis, other = _batch(8)
+    models = []
+    for fused in (False, True):
+        torch.manual_seed(0)
+        model = _TinyNet()
+        optimizer = _make_optimizer(model, TrainConfig(fused_optimizer=fused))
+        assert optimizer.defaults.get("fused") is (True if fused else None)
+        step = TrainStep(model, optimizer, _tiny_loss)
+        for _ in range(3):
+            step(vis, other)
+        models.append(model)
+    for p, q in zip(*(m.parameters() for m in models)):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
 def test_terms_stay_on_the_device_as_tensors():
     vis, other = _batch()
     _, step = _step()
@@ -106,6 +204,8 @@ def test_bad_switches_are_named():
         TrainStep(model, opt, lambda *a: {}, compile="fast")
     with pytest.raises(ValueError, match="precision"):
         autocast_context(torch.device("cpu"), "half")
+    with pytest.raises(TypeError, match="augment must have draw"):
+        TrainStep(model, opt, lambda *a: {}, augment=lambda v, o, g: (v, o))
 
 
 def _eval_model_and_pairs(seed: int, n: int = 20):

@@ -199,6 +199,12 @@ def test_nadam_is_keras_nadam_and_unknown_optimizers_are_named():
     assert group["lr"] == 2e-4 and group["betas"] == (0.9, 0.999) and group["momentum_decay"] == 0.004
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; allowed: adam, nadam, sgd"):
         train_module._make_optimizer(model, TrainConfig(model="hardnet", optimizer="rmsprop"))
+    with pytest.raises(ValueError, match="fused_optimizer needs optimizer adam or sgd .* got optimizer 'nadam'"):
+        TrainConfig(optimizer="nadam", fused_optimizer=True)
+    with pytest.raises(ValueError, match="fused_optimizer must be true or false; got 'yes'"):
+        TrainConfig(fused_optimizer="yes")
+    sgd = train_module._make_optimizer(model, TrainConfig(model="hardnet", optimizer="sgd", fused_optimizer=True))
+    assert sgd.defaults["fused"] is True
 
 
 def test_checkpoint_errors_name_the_file(tmp_path):
@@ -288,7 +294,7 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
     legacy = dataclasses.asdict(TrainConfig())
     for k in ("epochs", "device", "eval_batch_size", "threads", "checkpoint_every", "select_on", "weight_decay", "momentum",
               "dampening", "precision", "channels_last", "compile", "lr_schedule", "lr_decay", "lr_step_epochs",
-              "lr_step_gamma"):
+              "lr_step_gamma", "fused_optimizer"):
         legacy.pop(k)
     for k in ("triplet_weight", "bce_weight", "feature_weight", "negatives"):
         legacy["loss"].pop(k)
@@ -298,9 +304,9 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
                     {"loss": {"feature_weight": 0.0}}, {"loss": {"negatives": "random"}}, {"loss": {"norm_weight": 0.0}},
                     {"model": "kglnet_shared_lowlevel"}, {"weight_decay": 1e-4}, {"momentum": 0.5},
                     {"precision": "bf16"}, {"channels_last": True}, {"compile": "default"},
-                    {"dampening": 0.9}, {"lr_schedule": "linear"}):
+                    {"dampening": 0.9}, {"lr_schedule": "linear"}, {"fused_optimizer": True}):
         keys.add(TrainConfig.from_dict(changed).resume_key())
-    assert len(keys) == 15
+    assert len(keys) == 16
 
 
 def test_random_negatives_resume_exactly(tiny_dataset, micro_train, tmp_path):

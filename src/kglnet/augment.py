@@ -398,7 +398,15 @@ class PairAugmentation:
     def __call__(
         self, vis: torch.Tensor, other: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augment a batch. vis, other: [B, 1, H, W] in [0, 1] -> same shapes."""
+        """Augment a batch. vis, other: [B, 1, H, W] in [0, 1] -> same shapes.
+
+        The same as ``apply(vis, other, draw(vis.shape, generator, vis.device))``."""
+        self._check(vis, other)
+        if not (self.photometric or self.geometric):
+            return vis, other
+        return self.apply(vis, other, self.draw(vis.shape, generator, vis.device))
+
+    def _check(self, vis: torch.Tensor, other: torch.Tensor) -> None:
         if vis.shape != other.shape:
             raise ValueError(
                 f"vis and other shapes differ: {tuple(vis.shape)} vs {tuple(other.shape)}"
@@ -407,21 +415,45 @@ class PairAugmentation:
             raise ValueError(f"expected [B, C, H, W], got {tuple(vis.shape)}")
         if not (vis.is_floating_point() and other.is_floating_point()):
             raise TypeError("patches must be floating point in [0, 1]")
-        if not (self.photometric or self.geometric):
-            return vis, other
         if self.geometric and vis.shape[-1] != vis.shape[-2]:
             raise ValueError("shared rotations need square patches")
 
+    def draw(
+        self, shape: torch.Size | tuple[int, ...], generator: torch.Generator,
+        device: torch.device | str | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Every random number one batch of pairs of ``shape`` [B, C, H, W] needs, drawn from
+        ``generator`` (on its device) in a fixed order and moved to ``device``.
+
+        Split from :meth:`apply` so that the training step can compile the application, which is
+        a pure function of the patches and these tensors, while the draws stay on the generator
+        (the draws and their order are exactly those of calling the augmentation directly)."""
+        b = shape[0]
+        draws: dict[str, torch.Tensor] = {}
+        if self.photometric:
+            # VIS and other stacked into one batch of 2B patches: each row draws its own ops and
+            # parameters, which is exactly "independently per patch".
+            draws.update(self._draw_jitter((2 * b, *shape[1:]), generator))
+        if self.geometric:
+            draws["codes"] = self._draw_codes(b, generator)
+        target = generator.device if device is None else torch.device(device)
+        return {k: v.to(target) for k, v in draws.items()}
+
+    def apply(
+        self, vis: torch.Tensor, other: torch.Tensor, draws: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment a batch with the random numbers of :meth:`draw` (no random draws here)."""
+        self._check(vis, other)
+        if not (self.photometric or self.geometric):
+            return vis, other
         dtype = vis.dtype
         v, o = vis.float(), other.float()
         b = v.shape[0]
         if self.photometric:
-            # VIS and other stacked into one batch of 2B patches: each row draws its own ops and
-            # parameters, which is exactly "independently per patch", in one pass.
-            jittered = self._jitter(torch.cat([v, o], dim=0), generator)
+            jittered = self._apply_jitter(torch.cat([v, o], dim=0), draws)
             v, o = jittered[:b], jittered[b:]
         if self.geometric:
-            v, o = shared_dihedral(v, o, self._draw_codes(b, generator).to(v.device))
+            v, o = shared_dihedral(v, o, draws["codes"])
         return v.to(dtype), o.to(dtype)
 
     def _draw_codes(self, b: int, generator: torch.Generator) -> torch.Tensor:
@@ -432,62 +464,61 @@ class PairAugmentation:
         table = _compose_on(generator.device)
         return table[sel[:, 0].long(), sel[:, 1].long(), k]
 
+    def _draw_jitter(self, shape: tuple[int, ...], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Step 1's draws for ``shape`` [N, C, H, W]. All parameters are drawn for every sample
+        and op whatever is selected, so the number of draws -- hence the generator state
+        afterwards -- never depends on the data or the draws."""
+        n, g = shape[0], generator
+        return {
+            "select": _choose(n, len(JITTER_OPS), self.max_photometric_ops, g),
+            "blur_sigma": _uniform(n, 0.0, BLUR_SIGMA_MAX, g),
+            "gamma": _uniform(n, *GAMMA_RANGE, g),
+            "scale_factor": _uniform(n, *SCALE_RANGE, g),
+            "scale_axis": torch.randint(0, 2, (n,), generator=g, device=g.device),
+            "translate_shift": _uniform(n, -TRANSLATE_FRAC, TRANSLATE_FRAC, g),
+            "translate_axis": torch.randint(0, 2, (n,), generator=g, device=g.device),
+            "noise": torch.randn(tuple(shape), generator=g, device=g.device),
+            "crop_pad": _uniform(n, -CROP_PAD_FRAC, CROP_PAD_FRAC, g, 4),
+            "reflect_pad": _uniform(n, 0.0, REFLECT_PAD_FRAC, g, 4),
+        }
+
     def _jitter(
         self, x: torch.Tensor, generator: torch.Generator, force: str | None = None
     ) -> torch.Tensor:
-        """Step 1 on x [N, C, H, W]. ``force`` (tests): every sample applies exactly that op.
-
-        All parameters are drawn for every sample and op whatever is selected, so the number of
-        draws -- hence the generator state afterwards -- never depends on the data or the draws.
-        """
-        n = x.shape[0]
-        dev = x.device
-        g = generator
-
-        def draw(t: torch.Tensor) -> torch.Tensor:
-            return t.to(dev)
-
-        sel = draw(_choose(n, len(JITTER_OPS), self.max_photometric_ops, g))
-        params = {
-            "blur": (draw(_uniform(n, 0.0, BLUR_SIGMA_MAX, g)),),
-            "gamma": (draw(_uniform(n, *GAMMA_RANGE, g)),),
-            "scale": (
-                draw(_uniform(n, *SCALE_RANGE, g)),
-                draw(torch.randint(0, 2, (n,), generator=g, device=g.device)),
-            ),
-            "translate": (
-                draw(_uniform(n, -TRANSLATE_FRAC, TRANSLATE_FRAC, g)),
-                draw(torch.randint(0, 2, (n,), generator=g, device=g.device)),
-            ),
-            "noise": (draw(torch.randn(x.shape, generator=g, device=g.device)),),
-            "crop_pad": (draw(_uniform(n, -CROP_PAD_FRAC, CROP_PAD_FRAC, g, 4)),),
-            "reflect_pad": (draw(_uniform(n, 0.0, REFLECT_PAD_FRAC, g, 4)),),
-        }
+        """Step 1 on x [N, C, H, W]. ``force`` (tests): every sample applies exactly that op."""
+        draws = {k: v.to(x.device) for k, v in self._draw_jitter(tuple(x.shape), generator).items()}
         if force is not None:
             if force not in JITTER_OPS:
                 raise ValueError(f"unknown op {force!r}; choose from {JITTER_OPS}")
-            sel = torch.zeros_like(sel)
-            sel[:, JITTER_OPS.index(force)] = True
+            draws["select"] = torch.zeros_like(draws["select"])
+            draws["select"][:, JITTER_OPS.index(force)] = True
+        return self._apply_jitter(x, draws)
+
+    def _apply_jitter(self, x: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Step 1 on x [N, C, H, W] with the draws of :meth:`_draw_jitter`."""
+        n = x.shape[0]
+        dev = x.device
+        sel = draws["select"]
 
         def masked(name: str, y: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
             # Unselected samples keep their values bit-exactly (an identity resampling would not).
             return torch.where(sel[:, JITTER_OPS.index(name)].view(n, 1, 1, 1), y, base)
 
-        x = masked("blur", gaussian_blur(x, *params["blur"]), x)
-        x = masked("gamma", gamma_contrast(x, *params["gamma"]), x)
+        x = masked("blur", gaussian_blur(x, draws["blur_sigma"]), x)
+        x = masked("gamma", gamma_contrast(x, draws["gamma"]), x)
         # scale and translate are consecutive and both use reflection borders: one resampling for
         # the pair (identity where an op was not drawn) saves a grid_sample and an interpolation.
         eye = _identity_theta(n, dev, torch.float32).view(n, 2, 3)
         use_s = sel[:, JITTER_OPS.index("scale")].view(n, 1, 1)
         use_t = sel[:, JITTER_OPS.index("translate")].view(n, 1, 1)
         theta = _compose_theta(
-            torch.where(use_s, _scale_theta(*params["scale"], dev), eye),
-            torch.where(use_t, _translate_theta(*params["translate"], dev), eye),
+            torch.where(use_s, _scale_theta(draws["scale_factor"], draws["scale_axis"], dev), eye),
+            torch.where(use_t, _translate_theta(draws["translate_shift"], draws["translate_axis"], dev), eye),
         )
         x = torch.where((use_s | use_t).view(n, 1, 1, 1), _warp(x, theta, "reflection"), x)
-        x = masked("noise", additive_noise(x, *params["noise"]), x)
-        x = masked("crop_pad", crop_or_pad(x, *params["crop_pad"]), x)
-        x = masked("reflect_pad", reflect_pad(x, *params["reflect_pad"]), x)
+        x = masked("noise", additive_noise(x, draws["noise"]), x)
+        x = masked("crop_pad", crop_or_pad(x, draws["crop_pad"]), x)
+        x = masked("reflect_pad", reflect_pad(x, draws["reflect_pad"]), x)
         # The ops keep [0, 1] by construction (noise clamps itself); this only removes rounding
         # overshoot such as 1 + 1e-7 from the blur matmuls.
         return x.clamp(0.0, 1.0)

@@ -71,6 +71,8 @@ class BenchConfig:
     precision: str = "bf16"
     channels_last: bool = True
     compile: str = "none"
+    fused_optimizer: bool = False  # the project path's optimiser in its fused implementation
+    phases: bool = False           # also time each phase of the project's step (train_phases_ms)
     reference: bool = True
     fp32_project: bool = True     # also time the project path with the exact fp32 switches
     seed: int = 0
@@ -92,28 +94,75 @@ def _loss_fn(generator: torch.Generator):
     return lambda model, vis, other: kglnet_loss(model, vis, other, LossConfig(), generator=generator)
 
 
-def _make_optimizer(model: KGLNet) -> torch.optim.Optimizer:
+def _make_optimizer(model: KGLNet, fused: bool = False) -> torch.optim.Optimizer:
     # the training loop's optimiser with the paper's settings (Adam 5e-3 / 5e-5)
     from .train import TrainConfig, _make_optimizer as make
 
-    return make(model, TrainConfig())
+    return make(model, TrainConfig(fused_optimizer=fused))
+
+
+class PhaseTimer:
+    """Time of each phase of a training step, given to :attr:`kglnet.step.TrainStep.phase_timer`.
+
+    Two clocks per phase, averaged over the steps: ``host`` (wall time the Python side spent
+    issuing it) and ``device`` (on a GPU: time between CUDA events recorded on the stream as each
+    phase ends, so idle gaps while the GPU waits for the host count to the phase that caused them;
+    on the CPU, where operations are synchronous, the same as ``host``). A device phase much
+    longer than its kernels, with host time close to it, means the step is bound by the host."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.marks: list[tuple[str, float, Any]] = []
+
+    def _now(self) -> tuple[float, Any]:
+        event = None
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+        return time.perf_counter(), event
+
+    def start(self) -> None:
+        """Call before each step."""
+        self.marks.append(("start", *self._now()))
+
+    def __call__(self, name: str) -> None:
+        self.marks.append((name, *self._now()))
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """{"host": {phase: ms per step}, "device": {...}}; synchronises first."""
+        if self.cuda:
+            torch.cuda.synchronize()
+        host: dict[str, float] = {}
+        dev: dict[str, float] = {}
+        steps = sum(1 for m in self.marks if m[0] == "start")
+        for (_, t0, e0), (name, t1, e1) in zip(self.marks, self.marks[1:]):
+            if name == "start":
+                continue
+            host[name] = host.get(name, 0.0) + 1000 * (t1 - t0)
+            dev[name] = dev.get(name, 0.0) + (e0.elapsed_time(e1) if self.cuda else 1000 * (t1 - t0))
+        return {"host": {k: v / steps for k, v in host.items()}, "device": {k: v / steps for k, v in dev.items()}}
 
 
 def time_project_training(cfg: BenchConfig, device: torch.device, vis: np.ndarray, other: np.ndarray,
-                          precision: str, channels_last: bool, compile: str) -> dict[str, float]:
-    """Pairs/s of the training loop's step, end to end from device-resident uint8 patches."""
+                          precision: str, channels_last: bool, compile: str, fused_optimizer: bool = False,
+                          phases: bool = False) -> dict[str, Any]:
+    """Pairs/s of the training loop's step, end to end from device-resident uint8 patches; with
+    ``phases``, then ``cfg.steps`` more steps timed phase by phase (:class:`PhaseTimer`)."""
     torch.manual_seed(cfg.seed)
     model = create_model("kglnet").to(device).train()
-    step = TrainStep(model, _make_optimizer(model), _loss_fn(torch.Generator(device=device).manual_seed(2)),
+    step = TrainStep(model, _make_optimizer(model, fused_optimizer),
+                     _loss_fn(torch.Generator(device=device).manual_seed(2)),
                      augment=PairAugmentation(), augment_generator=torch.Generator(device=device).manual_seed(1),
                      precision=precision, channels_last=channels_last, compile=compile)
     vis_d, other_d = torch.from_numpy(vis).to(device), torch.from_numpy(other).to(device)
     n, b = len(vis), cfg.batch_size
     order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed)).to(device)
 
-    def run(k: int) -> None:
+    def run(k: int, timer: PhaseTimer | None = None) -> None:
         for i in range(k):
             idx = order[(i * b) % (n - b + 1):][:b]
+            if timer is not None:
+                timer.start()
             step(vis_d.index_select(0, idx), other_d.index_select(0, idx))
 
     t0 = time.perf_counter()
@@ -135,6 +184,11 @@ def time_project_training(cfg: BenchConfig, device: torch.device, vis: np.ndarra
         # graphs were recorded in the warm-up, which the allocated counter above never sees;
         # the reserved peak covers it
         out["peak_memory_reserved_gb"] = torch.cuda.max_memory_reserved(device) / 2**30
+    if phases:
+        timer = PhaseTimer(device)
+        step.phase_timer = timer
+        run(cfg.steps, timer)
+        out["phases_ms"] = timer.summary()
     return out
 
 
@@ -275,14 +329,17 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
         "cuda": torch.version.cuda, "kglnet": __version__, "git_commit": _git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "config": asdict(cfg),
     }
-    progress(f"project training ({cfg.precision}, channels_last={cfg.channels_last}, compile={cfg.compile})")
+    progress(f"project training ({cfg.precision}, channels_last={cfg.channels_last}, compile={cfg.compile}, "
+             f"fused_optimizer={cfg.fused_optimizer})")
     fast = time_project_training(cfg, device, vis[:n_train], other[:n_train], cfg.precision, cfg.channels_last,
-                                 cfg.compile)
+                                 cfg.compile, cfg.fused_optimizer, cfg.phases)
     record["train_pairs_per_s"] = fast["pairs_per_s"]
     record["train_step_ms"] = fast["step_ms"]
     record["train_warmup_s"] = fast["warmup_s"]
     record["peak_memory_gb"] = fast.get("peak_memory_gb")
     record["peak_memory_reserved_gb"] = fast.get("peak_memory_reserved_gb")
+    if cfg.phases:
+        record["train_phases_ms"] = fast["phases_ms"]
     if cfg.fp32_project:
         progress("project training, exact fp32 path")
         exact = time_project_training(cfg, device, vis[:n_train], other[:n_train], "fp32", False, "none")
@@ -308,6 +365,6 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
     return record
 
 
-__all__ = ["BenchConfig", "PAPER_SCHEDULE", "ReferenceKGLNet", "flops_per_pair", "full_schedule_minutes", "run_benchmark",
+__all__ = ["BenchConfig", "PAPER_SCHEDULE", "PhaseTimer", "ReferenceKGLNet", "flops_per_pair", "full_schedule_minutes", "run_benchmark",
            "time_project_training", "time_reference_training", "time_project_evaluation",
            "time_reference_evaluation"]

@@ -54,9 +54,20 @@ class TrainStep:
         optimizer: its optimiser.
         loss_fn: ``loss_fn(model, vis, other) -> dict`` with a scalar ``"total"`` (the objective;
             any random draws it makes come from generators it closes over).
-        augment: ``augment(vis, other, generator) -> (vis, other)`` or None (no augmentation).
+        augment: a :class:`kglnet.augment.PairAugmentation` (or any object with its ``draw`` and
+            ``apply`` methods), or None (no augmentation).
         augment_generator: the augmentation's random stream (on the model's device).
         precision, channels_last, compile: the fast-path switches (module docstring).
+
+    With a compile mode, one compiled function takes the uint8 batch and the augmentation's random
+    numbers (drawn eagerly from ``augment_generator``, in the same order as the eager path) and
+    does the cast, the augmentation, the forward pass and the loss; its backward pass is compiled
+    with it. The eager path calls the same function uncompiled, so both apply the same operations
+    to the same draws. On CUDA the fast path also lets cuDNN pick its fastest convolution
+    algorithms (``torch.backends.cudnn.benchmark``).
+
+    ``phase_timer``: if set, a callable ``phase_timer(name)`` called as each phase of a step ends
+    ("draw", "forward", "backward", "optimizer", "bookkeeping"); ``kglnet bench --phases`` uses it.
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -71,47 +82,78 @@ class TrainStep:
         self.optimizer = optimizer
         self.augment = augment
         self.augment_generator = augment_generator
+        # draw/apply split: the application is a pure function of the batch and the draws, so it
+        # is compiled with the forward pass
+        if augment is not None and not (hasattr(augment, "draw") and hasattr(augment, "apply")):
+            raise TypeError(f"augment must have draw() and apply() (like PairAugmentation); got {augment!r}")
         self.precision = precision
         self.channels_last = channels_last
         self.compile = compile
         self._loss_fn = loss_fn
-        # The forward pass and loss are compiled; augmentation (random draws from a generator)
-        # and the optimiser step stay eager.
+        if self.device.type == "cuda" and (precision != "fp32" or compile != "none"):
+            # the fast path is not bit-exact anyway; the exact path keeps cuDNN's default choice
+            torch.backends.cudnn.benchmark = True
         self._forward_loss = (self._eager_forward_loss if compile == "none"
                               else torch.compile(self._eager_forward_loss, mode=compile, dynamic=False))
+        self.phase_timer: Callable[[str], None] | None = None
         self.steps = 0
+        self._keys: list[str] | None = None
         # First step (1-based) with a non-finite loss, or 0: kept on the device, read once per epoch.
         self._first_bad = torch.zeros((), dtype=torch.long, device=self.device)
-        self._bad_terms: dict[str, torch.Tensor] | None = None
+        self._bad_values: torch.Tensor | None = None
+        self._sums: torch.Tensor | None = None
 
-    def _eager_forward_loss(self, vis: torch.Tensor, other: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _eager_forward_loss(self, vis_u8: torch.Tensor, other_u8: torch.Tensor,
+                            draws: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        vis = to_unit_float(vis_u8)
+        other = to_unit_float(other_u8)
+        if self.augment is not None:
+            vis, other = self.augment.apply(vis, other, draws)
+        if self.channels_last:
+            vis = vis.contiguous(memory_format=torch.channels_last)
+            other = other.contiguous(memory_format=torch.channels_last)
         with autocast_context(self.device, self.precision):
             terms = self._loss_fn(self.model, vis, other)
         return {k: v.float() for k, v in terms.items()}
 
+    def _mark(self, name: str) -> None:
+        if self.phase_timer is not None:
+            self.phase_timer(name)
+
     def __call__(self, vis_u8: torch.Tensor, other_u8: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimiser step on uint8 [B,64,64] batches on the model's device; returns the loss
         terms (detached tensors, still on the device)."""
-        vis = to_unit_float(vis_u8)
-        other = to_unit_float(other_u8)
+        draws: dict[str, torch.Tensor] = {}
         if self.augment is not None:
-            vis, other = self.augment(vis, other, self.augment_generator)
-        if self.channels_last:
-            vis = vis.contiguous(memory_format=torch.channels_last)
-            other = other.contiguous(memory_format=torch.channels_last)
-        terms = self._forward_loss(vis, other)
+            draws = self.augment.draw((vis_u8.shape[0], 1, *vis_u8.shape[1:]), self.augment_generator,
+                                      self.device)
+        self._mark("draw")
+        terms = self._forward_loss(vis_u8, other_u8, draws)
+        self._mark("forward")
         self.steps += 1
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
+        self._mark("backward")
         self.optimizer.step()
-        detached = {k: v.detach() for k, v in terms.items()}
-        # Remember the first non-finite step and its terms without reading them back now.
-        newly_bad = (self._first_bad == 0) & ~torch.isfinite(detached["total"])
-        self._first_bad = torch.where(newly_bad, torch.full_like(self._first_bad, self.steps), self._first_bad)
-        if self._bad_terms is None:
-            self._bad_terms = {k: torch.zeros_like(v) for k, v in detached.items()}
-        self._bad_terms = {k: torch.where(newly_bad, v, self._bad_terms[k]) for k, v in detached.items()}
-        return detached
+        self._mark("optimizer")
+        # Bookkeeping in a handful of kernels: the terms as one stacked tensor, their running sum,
+        # and the first non-finite step with its terms, without reading anything back now.
+        if self._keys is None:
+            self._keys = list(terms)
+        values = torch.stack([terms[k].detach() for k in self._keys])
+        self._sums = values if self._sums is None else self._sums + values
+        newly_bad = (self._first_bad == 0) & ~torch.isfinite(values[self._keys.index("total")])
+        self._first_bad = torch.where(newly_bad, self.steps, self._first_bad)
+        self._bad_values = torch.where(newly_bad, values,
+                                       torch.zeros_like(values) if self._bad_values is None else self._bad_values)
+        self._mark("bookkeeping")
+        return dict(zip(self._keys, values.unbind()))
+
+    def epoch_sums(self) -> dict[str, torch.Tensor]:
+        """Each loss term summed over the steps since :meth:`reset_counter` (tensors on the device)."""
+        if self._sums is None:
+            return {}
+        return dict(zip(self._keys or [], self._sums.unbind()))
 
     def check_finite(self) -> tuple[int, dict[str, float]] | None:
         """(1-based step, its loss terms) of the first non-finite loss since the last reset, or
@@ -119,13 +161,16 @@ class TrainStep:
         first = int(self._first_bad)
         if first == 0:
             return None
-        return first, {k: float(v) for k, v in (self._bad_terms or {}).items()}
+        values = self._bad_values.tolist() if self._bad_values is not None else []
+        return first, dict(zip(self._keys or [], values))
 
     def reset_counter(self) -> None:
-        """Start counting steps (and the first non-finite step) from 1 again, e.g. each epoch."""
+        """Start counting steps (the first non-finite step, the term sums) from 1 again, e.g. each
+        epoch."""
         self.steps = 0
         self._first_bad = torch.zeros_like(self._first_bad)
-        self._bad_terms = None
+        self._bad_values = None
+        self._sums = None
 
 
 __all__ = ["PRECISIONS", "COMPILE_MODES", "TrainStep", "autocast_context", "prepare_model", "to_unit_float"]

@@ -76,6 +76,9 @@ class TrainConfig:
     precision: str = "fp32"          # "fp32" or "bf16" (autocast for forward pass, loss and evaluation)
     channels_last: bool = False      # NHWC memory format for the convolutions
     compile: str = "none"            # "none" or a torch.compile mode (default, reduce-overhead, max-autotune)
+    # The optimiser's fused implementation (one kernel per step for Adam or SGD instead of one per
+    # tensor operation); off: PyTorch's default implementation, the exact path.
+    fused_optimizer: bool = False
 
     def __post_init__(self) -> None:
         # Names are checked here, before train() creates or reads anything.
@@ -105,6 +108,11 @@ class TrainConfig:
             raise ValueError(f"checkpoint_every must be an integer >= 1; got {self.checkpoint_every!r}")
         if not isinstance(self.channels_last, bool):
             raise ValueError(f"channels_last must be true or false; got {self.channels_last!r}")
+        if not isinstance(self.fused_optimizer, bool):
+            raise ValueError(f"fused_optimizer must be true or false; got {self.fused_optimizer!r}")
+        if self.fused_optimizer and self.optimizer not in FUSED_OPTIMIZERS:
+            raise ValueError(f"fused_optimizer needs optimizer {' or '.join(FUSED_OPTIMIZERS)} "
+                             f"(PyTorch has no fused {self.optimizer}); got optimizer {self.optimizer!r}")
         if isinstance(self.loss, dict):
             self.loss = LossConfig.from_dict(self.loss)
 
@@ -138,10 +146,11 @@ class TrainConfig:
 
 SELECT_ON = ("metric", "descriptor")
 OPTIMIZERS = ("adam", "nadam", "sgd")
+FUSED_OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "linear", "inverse", "step")
 _LATER_DEFAULTS = {"select_on": "metric", "weight_decay": 0.0, "momentum": 0.9, "dampening": 0.0, "precision": "fp32",
                    "channels_last": False, "compile": "none", "lr_schedule": "constant", "lr_decay": 0.0,
-                   "lr_step_epochs": 0, "lr_step_gamma": 0.1}
+                   "lr_step_epochs": 0, "lr_step_gamma": 0.1, "fused_optimizer": False}
 _LATER_LOSS_DEFAULTS = {"triplet_weight": 1.0, "bce_weight": 1.0, "feature_weight": 1.0, "negatives": "hardest"}
 
 
@@ -192,15 +201,16 @@ def _make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
     groups = [{"params": features, "lr": cfg.lr_features}]
     if head:
         groups.append({"params": head, "lr": cfg.lr_head})
+    fused = {"fused": True} if cfg.fused_optimizer else {}
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, weight_decay=cfg.weight_decay, **fused)
     if cfg.optimizer == "nadam":
         # Keras' Nadam, which several cross-spectral baselines were trained with
         return torch.optim.NAdam(groups, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
         # The reference's SGD option dropped the metric head; here both groups are optimised.
         return torch.optim.SGD(groups, momentum=cfg.momentum, dampening=cfg.dampening,
-                               weight_decay=cfg.weight_decay)
+                               weight_decay=cfg.weight_decay, **fused)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; allowed: adam, nadam, sgd")
 
 
@@ -404,7 +414,6 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
         model.train()
         t0 = time.perf_counter()
         order = _shuffle_order(n, cfg.seed, epoch).to(device)
-        sums: dict[str, torch.Tensor] = {}
         bar = tqdm(bounds, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress, leave=False)
         train_step.reset_counter()
         for step, (lo, hi) in enumerate(bar, start=1):
@@ -414,8 +423,6 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
                 for group, base in zip(optimizer.param_groups, base_lrs):
                     group["lr"] = base * factor
             terms = train_step(train_vis.index_select(0, idx), train_other.index_select(0, idx))
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v
             if progress and step % 20 == 0:  # a host synchronisation, so only now and then
                 bar.set_postfix(loss=f"{float(terms['total']):.3f}")
         # One synchronisation per epoch: the first non-finite loss, if any, stops the run before
@@ -425,6 +432,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             raise TrainingDiverged(f"non-finite loss at epoch {epoch}, step {bad[0]} ({bad[1]}); "
                                    f"last good checkpoint: {last_path}")
         train_seconds = time.perf_counter() - t0
+        sums = train_step.epoch_sums()
 
         val = score(val_set)
         record = {

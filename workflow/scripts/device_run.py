@@ -5,7 +5,7 @@ Needs only the standard library and the package under src/ (its atomic-write and
 helpers here; a shim puts `kglnet` on PATH so the plan's shell commands run unchanged). In order:
 
 1. the plan's data jobs (make_mini_*) on the CPU, while `kglnet bench` measures throughput on the
-   otherwise idle GPU (one run per ``--bench-compile`` mode);
+   otherwise idle GPU (one run per ``--bench-compile`` mode and per ``--bench-variant``);
 2. a check that the rebuilt pair files are byte-identical to the ones the plan was made from
    (sha256); only then are the hand-crafted baselines' committed scores reused, else they rerun;
 3. the training jobs of all plans, ``--workers`` at a time on the one GPU, in the plans' order
@@ -33,6 +33,7 @@ import io
 import json
 import os
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
@@ -157,6 +158,9 @@ def main() -> int:
     ap.add_argument("--bench-eval-pairs", type=int, default=65536)
     ap.add_argument("--bench-batch", type=int, default=256)
     ap.add_argument("--bench-warmup", type=int, default=5)
+    ap.add_argument("--bench-variant", action="append", default=[], metavar="NAME=FLAGS",
+                    help="one more `kglnet bench` run, named NAME, with these extra flags (repeatable), "
+                         "e.g. ro-fused='--compile reduce-overhead --fused-optimizer --phases'")
     ap.add_argument("--keep-checkpoint", nargs="*", default=[], help="PLAN:PATH of checkpoints to bring back")
     args = ap.parse_args()
     out = args.out
@@ -203,16 +207,23 @@ def main() -> int:
     data_futures = [data_pool.submit(run_job, first, j, env) for j in data_jobs]
     bench_dir = out / "bench"
     bench_dir.mkdir(exist_ok=True)
-    for mode in args.bench_compile:
-        target = bench_dir / f"bench_compile-{mode}.json"
-        cmd = [sys.executable, "-m", "kglnet", "bench", "--out", str(target), "--compile", mode,
+    variants = [(f"compile-{mode}", ["--compile", mode]) for mode in args.bench_compile]
+    for item in args.bench_variant:
+        name, sep, flags = item.partition("=")
+        if not sep or not name:
+            log(f"--bench-variant {item!r}: expected NAME=FLAGS")
+            return 2
+        variants.append((name, shlex.split(flags)))
+    for name, flags in variants:
+        target = bench_dir / f"bench_{name}.json"
+        cmd = [sys.executable, "-m", "kglnet", "bench", "--out", str(target), *flags,
                "--steps", str(args.bench_steps), "--warmup", str(args.bench_warmup), "--batch-size", str(args.bench_batch),
                "--eval-pairs", str(args.bench_eval_pairs), "--eval-batch-size", "2048"]
         t = time.monotonic()
-        with open(bench_dir / f"bench_compile-{mode}.log", "w") as f:
+        with open(bench_dir / f"bench_{name}.log", "w") as f:
             rc = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
-        log(f"bench {mode}: rc={rc} in {time.monotonic() - t:.1f} s")
-        extra += [target, bench_dir / f"bench_compile-{mode}.log"]
+        log(f"bench {name}: rc={rc} in {time.monotonic() - t:.1f} s")
+        extra += [target, bench_dir / f"bench_{name}.log"]
         pack(out, plans, extra)
     if any(f.result() != 0 for f in data_futures):
         log("a data job failed")
