@@ -141,3 +141,34 @@ def test_a_run_stopped_at_the_budget_is_not_scored(tmp_path, workflow_copy):
     assert (project / "checkpoints/ci/kglnet/seed0/best.pt").exists()  # what must not be scored
     assert not any(n.startswith("ci/results/metrics/ci/kglnet") for n in names)
     assert "KGL-Net" not in table and "NCC" in table
+
+
+@pytest.mark.slow
+def test_runs_of_an_earlier_slot_are_reused_and_not_trained_again(tmp_path, workflow_copy):
+    """A table bigger than one slot fills up over several: given the first run's unpacked results
+    (--reuse), a second run trains nothing, copies the scores and reports every row; a run
+    planned with other settings is not taken from it."""
+    project = workflow_copy(tmp_path / "project")
+    _, first, _ = run_ci_plan(project, tmp_path / "first", [], "--budget", "500", "--reserve", "30")
+    assert first["skipped_training"] == [] and first["reused"] == []
+    earlier = tmp_path / "earlier"
+    with tarfile.open(tmp_path / "first" / "results.tar.gz") as tar:
+        tar.extractall(earlier, filter="data")
+    runs = ["ci:train/dataset=ci/model=hardnet/seed=0", "ci:train/dataset=ci/model=kglnet/seed=0"]
+
+    names, second, table = run_ci_plan(project, tmp_path / "second", [], "--budget", "1", "--reserve", "0",
+                                       "--reuse", f"ci:{earlier / 'ci'}")
+    assert sorted(second["reused"]) == runs and second["skipped_training"] == []
+    assert not any(j["job"].startswith(("train/", "evaluate_model/")) for j in second["jobs"])
+    assert "KGL-Net" in table and "HardNet" in table
+    with tarfile.open(tmp_path / "second" / "results.tar.gz") as tar:
+        for rel in ("results/metrics/ci/kglnet/seed0.json", "results/training/ci/hardnet/seed0.json",
+                    "checkpoints/ci/kglnet/seed0/config.json"):
+            assert tar.extractfile(f"ci/{rel}").read() == (earlier / "ci" / rel).read_bytes(), rel
+
+    (project / "config" / "other.yaml").write_text("datasets: {ci: {train: {epochs: 5}}}\n")
+    _, third, table = run_ci_plan(project, tmp_path / "third", ["config/other.yaml"], "--budget", "1",
+                                  "--reserve", "0", "--reuse", f"ci:{earlier / 'ci'}")
+    assert third["reused"] == [] and sorted(third["skipped_training"]) == runs
+    assert "KGL-Net" not in table
+    assert any("not reused (other settings)" in note for note in third["notes"])

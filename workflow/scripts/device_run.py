@@ -8,14 +8,17 @@ helpers here; a shim puts `kglnet` on PATH so the plan's shell commands run unch
    otherwise idle GPU (one run per ``--bench-compile`` mode and per ``--bench-variant``);
 2. a check that the rebuilt pair files are byte-identical to the ones the plan was made from
    (sha256); only then are the hand-crafted baselines' committed scores reused, else they rerun;
-3. the training jobs of all plans, ``--workers`` at a time on the one GPU, in the plans' order
+3. (``--reuse PLAN:DIR``) the runs an earlier slot finished with the same settings and data are
+   copied in and not trained again, so a table larger than one slot fills up over several;
+   then the training jobs of all plans, ``--workers`` at a time on the one GPU, in the plans' order
    (``--order`` puts seed 0 of every model before seed 1); a job is started only while its
    expected duration (the longest finished job of the same plan and epochs, else the longest
    finished job scaled by epochs) still ends before ``budget - reserve`` seconds; jobs started
    before any finished have no estimate, and one still running at ``budget - reserve / 2`` is
    stopped (with its process group) and counts as unfinished;
 4. evaluation of every run that finished (a run stopped at the budget leaves a best.pt of its
-   early epochs, which is not scored), then each plan's report, listing only what this run made:
+   early epochs, which is not scored), then each plan's report, listing only what this run made
+   or reused (status.json names the reused runs):
    like `snakemake --forceall`, the plan's model outputs already in the tree are removed first,
    and inputs of runs that did not finish are dropped from the report's command (status.json
    lists them); the registration benchmark starts on the CPU as soon as its checkpoint exists.
@@ -145,6 +148,48 @@ def seed_order(job: dict) -> tuple:
     return (int(job["wildcards"].get("seed", 0)), job["wildcards"].get("model") != "kglnet")
 
 
+
+def train_settings(job: dict) -> dict:
+    """The training settings a train job passes with ``--config``."""
+    return json.loads(job["shell"].split("--config '", 1)[1].split("'", 1)[0])
+
+
+def reusable_runs(plan: dict, source: Path) -> dict[str, list[str]]:
+    """Training jobs of ``plan`` whose finished run an earlier slot left in ``source`` (``plan``'s
+    files as its results.tar.gz unpacked: results/..., checkpoints/<run>/config.json): same
+    settings (the resume fingerprint and the epochs), same input files (sha256 of the training,
+    validation and monitored files against the run's config.json), and every output of its
+    training and evaluation present. Returns {train job name: files to copy}."""
+    from kglnet.train import TrainConfig
+
+    wd = ROOT / plan["workdir"]
+    evaluations = {json.dumps(j["wildcards"], sort_keys=True): j for j in plan["jobs"] if j["rule"] == "evaluate_model"}
+    found: dict[str, list[str]] = {}
+    for job in plan["jobs"]:
+        evaluation = evaluations.get(json.dumps(job["wildcards"], sort_keys=True))
+        if job["rule"] != "train" or evaluation is None:
+            continue
+        run_dir = Path(next(p for p in job["output"] if p.endswith("best.pt"))).parent
+        config_path = source / run_dir / "config.json"
+        outputs = [p for p in job["output"] + evaluation["output"] if not p.endswith(".pt")]
+        if not config_path.is_file() or not all((source / p).is_file() for p in outputs):
+            continue
+        recorded = json.loads(config_path.read_text())
+        want = TrainConfig.from_dict(train_settings(job))
+        have = TrainConfig.from_dict(recorded["train"])
+        if want.resume_key() != have.resume_key() or want.epochs != have.epochs:
+            log(f"not reused (other settings): {plan['name']}:{job_name(job)} from {source}")
+            continue
+        digests = {recorded["train_file"]: recorded["inputs_sha256"]["train"],
+                   recorded["val_file"]: recorded["inputs_sha256"]["val"],
+                   **{m["file"]: m["sha256"] for m in recorded.get("monitor", {}).values()}}
+        if any(digests.get(p) != sha256_file(wd / p) for p in job["input"]):
+            log(f"not reused (other data): {plan['name']}:{job_name(job)} from {source}")
+            continue
+        siblings = [str(run_dir / f.name) for f in (source / run_dir).iterdir() if f.suffix in (".json", ".log")]
+        found[job_name(job)] = sorted(set(outputs + siblings))
+    return found
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plan", type=Path, required=True)
@@ -162,6 +207,10 @@ def main() -> int:
                     help="one more `kglnet bench` run, named NAME, with these extra flags (repeatable), "
                          "e.g. ro-fused='--compile reduce-overhead --fused-optimizer --phases'")
     ap.add_argument("--keep-checkpoint", nargs="*", default=[], help="PLAN:PATH of checkpoints to bring back")
+    ap.add_argument("--reuse", action="append", default=[], metavar="PLAN:DIR",
+                    help="finished runs of an earlier slot (DIR: PLAN's files of its results.tar.gz, "
+                         "unpacked); a training run found there with the same settings and data is not "
+                         "trained again, its scores are copied into this run's table (repeatable)")
     args = ap.parse_args()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -249,12 +298,33 @@ def main() -> int:
                         if mismatched or not all((ROOT / p).exists() for p in j["output"])]
     STATUS["baselines_rerun"] = len(baseline_futures)
 
+    # Runs an earlier slot finished (--reuse): copied in, not trained or scored again, so a table
+    # of more runs than one slot can train fills up over several slots.
+    reused: set[tuple[str, str]] = set()
+    for item in args.reuse:
+        name, _, source = item.partition(":")
+        plan = next((p for p in plans if p["name"] == name), None)
+        if plan is None or not Path(source).is_dir():
+            log(f"--reuse {item!r}: expected PLAN:DIR with a plan of this run and an existing folder")
+            return 2
+        for job, files in reusable_runs(plan, Path(source)).items():
+            for rel in files:
+                target = ROOT / plan["workdir"] / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(Path(source) / rel, target)
+            reused.add((plan["name"], job))
+            log(f"reused: {plan['name']}:{job} from {source}")
+    STATUS["reused"] = sorted(f"{p}:{j}" for p, j in reused)
+
     # 3. training, fitted into the budget
     deadline = args.budget - args.reserve
     # the short comparison plans first, then the table runs seed by seed (seed 0 of every model
     # before seed 1), so what the budget cuts is the last seeds
-    queue = [(p, j) for p in plans[1:] for j in p["jobs"] if j["rule"] == "train"]
-    table = [(first, j) for j in first["jobs"] if j["rule"] == "train"]
+    def to_train(plan: dict, job: dict) -> bool:
+        return job["rule"] == "train" and (plan["name"], job_name(job)) not in reused
+
+    queue = [(p, j) for p in plans[1:] for j in p["jobs"] if to_train(p, j)]
+    table = [(first, j) for j in first["jobs"] if to_train(first, j)]
     rank = {t.rsplit("/", 1)[-1].split(".")[0]: i for i, t in enumerate(first["targets"])}
     queue += sorted(table, key=lambda pj: (*seed_order(pj[1]), rank.get(pj[1]["wildcards"].get("dataset"), len(rank)))
                     ) if args.order == "seed" else table
@@ -269,7 +339,7 @@ def main() -> int:
     skipped: list[str] = []
 
     def epochs_of(job: dict) -> int:
-        return int(json.loads(job["shell"].split("--config '", 1)[1].split("'", 1)[0]).get("epochs", 100))
+        return int(train_settings(job).get("epochs", 100))
 
     # Jobs that need one checkpoint and the CPU more than the GPU (the registration benchmark)
     # start as soon as their checkpoint exists, beside the remaining training.
@@ -310,6 +380,8 @@ def main() -> int:
     with ThreadPoolExecutor(args.workers) as gpu_pool:
         list(gpu_pool.map(lambda pj: train_one(*pj), queue))
     STATUS["skipped_training"] = skipped
+    for plan, job in followers:  # their checkpoint was not trained in this run
+        log(f"not run (no checkpoint of this run): {plan['name']}:{job_name(job)}")
 
     # 4. evaluation, reports, registration
     evals = [(p, j) for p in plans for j in p["jobs"] if j["rule"] == "evaluate_model" and done_run(p, j)]
