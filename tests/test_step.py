@@ -240,3 +240,19 @@ def test_fixed_batch_pads_the_last_batch_and_drops_its_scores():
     assert padded["distance"].shape == padded["probability"].shape == (20,)
     assert np.allclose(padded["distance"], plain["distance"], atol=1e-5)
     assert np.allclose(padded["probability"], plain["probability"], atol=1e-5)
+
+
+def test_scores_do_not_depend_on_the_upload_chunks(monkeypatch):
+    """Pairs go to the device in chunks of whole batches: any chunk size gives the same scores,
+    and only the last batch of all is short (padded with fixed_batch)."""
+    import kglnet.inference as inference
+
+    model, left, right = _eval_model_and_pairs(seed=2)
+    whole = score_pairs(model, left, right, batch_size=3)
+    monkeypatch.setattr(inference, "_UPLOAD_PAIRS", 8)  # not a multiple of the batch: chunks of 6
+    shapes = []
+    model.register_forward_pre_hook(lambda m, args: shapes.append(args[0].shape[0]))
+    chunked = score_pairs(model, left, right, batch_size=3, fixed_batch=True)
+    assert shapes == [3] * 7  # ceil(20 / 3) batches, none padded mid-way
+    for key in ("distance", "probability"):
+        assert np.allclose(chunked[key], whole[key], atol=1e-5), key
