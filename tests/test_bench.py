@@ -70,6 +70,24 @@ def test_phase_breakdown_covers_the_step(tmp_path):
     assert phases["host"]["forward"] + phases["host"]["backward"] > 5 * phases["host"]["draw"]
 
 
+def test_any_registered_model_is_benchmarked_with_its_own_objective(tmp_path):
+    """--model: a baseline's training and evaluation rates (no reference path: that is KGL-Net's
+    code); its FLOPs are its own network's and objective's."""
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--out", str(out), "--model", "hardnet", "--batch-size", "4", "--steps", "1",
+                 "--warmup", "0", "--eval-pairs", "4", "--eval-batch-size", "4", "--no-fp32"]) == 0
+    record = json.loads(out.read_text())
+    assert record["model"] == "hardnet" and record["parameters"] == 1_334_560
+    assert record["train_pairs_per_s"] > 0 and record["eval_pairs_per_s"] > 0
+    assert "reference_train_pairs_per_s" not in record
+    from kglnet.bench import flops_per_pair
+
+    assert record["gflop_per_pair"]["eval"] * 1e9 == pytest.approx(flops_per_pair("hardnet")["eval"])
+    assert record["gflop_per_pair"]["eval"] < 0.5 * flops_per_pair("kglnet")["eval"] / 1e9
+    with pytest.raises(ValueError, match="unknown model 'nonet'; registered models: afd_net"):
+        run_benchmark(BenchConfig(model="nonet"))
+
+
 def test_bad_benchmark_settings_are_named(capsys):
     with pytest.raises(ValueError, match="batch_size >= 2"):
         run_benchmark(BenchConfig(batch_size=1))

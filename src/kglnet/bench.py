@@ -37,8 +37,7 @@ import torch
 from . import __version__
 from .augment import PairAugmentation
 from .inference import resolve_device, score_pairs
-from .losses import LossConfig, kglnet_loss
-from .models import KGLNet, create_model
+from .models import KGLNet, count_parameters, create_model, list_models
 from .step import TrainStep, prepare_model
 
 #: Training pairs per epoch and epochs of the paper's schedule (SPEC sections 3 and 7). The
@@ -63,6 +62,7 @@ class BenchConfig:
     """What to measure. ``precision``/``channels_last``/``compile``: the project path's switches."""
 
     device: str = "auto"
+    model: str = "kglnet"          # any registered model, trained with its own objective and settings
     batch_size: int = 256
     steps: int = 20
     warmup: int = 3
@@ -90,15 +90,28 @@ def _random_patches(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return (rng.integers(0, 256, (n, 64, 64), dtype=np.uint8), rng.integers(0, 256, (n, 64, 64), dtype=np.uint8))
 
 
-def _loss_fn(generator: torch.Generator):
-    return lambda model, vis, other: kglnet_loss(model, vis, other, LossConfig(), generator=generator)
+def _train_config(model_name: str = "kglnet", fused: bool = False):
+    """The training loop's settings for ``model_name``: KGL-Net's paper settings (Adam 5e-3 /
+    5e-5), or a baseline's own optimiser settings from :data:`kglnet.zoo.ZOO`."""
+    from .train import TrainConfig
+    from .zoo import ZOO
+
+    settings = dict(ZOO[model_name]["settings"]) if model_name in ZOO else {}
+    return TrainConfig(model=model_name, fused_optimizer=fused, **settings)
 
 
-def _make_optimizer(model: KGLNet, fused: bool = False) -> torch.optim.Optimizer:
-    # the training loop's optimiser with the paper's settings (Adam 5e-3 / 5e-5)
-    from .train import TrainConfig, _make_optimizer as make
+def _loss_fn(generator: torch.Generator, model_name: str = "kglnet"):
+    """The model's training objective (KGL-Net's loss, or the baseline's own) as a step's loss_fn."""
+    from .train import training_terms
 
-    return make(model, TrainConfig(fused_optimizer=fused))
+    cfg = _train_config(model_name)
+    return lambda model, vis, other: training_terms(model, vis, other, cfg, generator)
+
+
+def _make_optimizer(model: torch.nn.Module, fused: bool = False, model_name: str = "kglnet") -> torch.optim.Optimizer:
+    from .train import _make_optimizer as make
+
+    return make(model, _train_config(model_name, fused))
 
 
 class PhaseTimer:
@@ -149,9 +162,9 @@ def time_project_training(cfg: BenchConfig, device: torch.device, vis: np.ndarra
     """Pairs/s of the training loop's step, end to end from device-resident uint8 patches; with
     ``phases``, then ``cfg.steps`` more steps timed phase by phase (:class:`PhaseTimer`)."""
     torch.manual_seed(cfg.seed)
-    model = create_model("kglnet").to(device).train()
-    step = TrainStep(model, _make_optimizer(model, fused_optimizer),
-                     _loss_fn(torch.Generator(device=device).manual_seed(2)),
+    model = create_model(cfg.model).to(device).train()
+    step = TrainStep(model, _make_optimizer(model, fused_optimizer, cfg.model),
+                     _loss_fn(torch.Generator(device=device).manual_seed(2), cfg.model),
                      augment=PairAugmentation(), augment_generator=torch.Generator(device=device).manual_seed(1),
                      precision=precision, channels_last=channels_last, compile=compile)
     vis_d, other_d = torch.from_numpy(vis).to(device), torch.from_numpy(other).to(device)
@@ -255,7 +268,7 @@ def time_reference_evaluation(cfg: BenchConfig, device: torch.device, vis: np.nd
 
 def time_project_evaluation(cfg: BenchConfig, device: torch.device, vis: np.ndarray, other: np.ndarray) -> float:
     """Pairs/s of :func:`kglnet.inference.score_pairs` with the project path's switches."""
-    model = prepare_model(create_model("kglnet").to(device).eval(), cfg.channels_last)
+    model = prepare_model(create_model(cfg.model).to(device).eval(), cfg.channels_last)
     runner = model if cfg.compile == "none" else torch.compile(model, mode=cfg.compile, dynamic=False)
     kwargs = dict(batch_size=cfg.eval_batch_size, device=device, precision=cfg.precision,
                   channels_last=cfg.channels_last)
@@ -309,8 +322,9 @@ def flops_per_pair(model_name: str = "kglnet", pairs: int = 4) -> dict[str, floa
         with torch.no_grad():
             model.eval()(vis, other)
     model.train()
+    loss_fn = _loss_fn(torch.Generator().manual_seed(0), model_name)
     with FlopCounterMode(display=False) as step:
-        terms = kglnet_loss(model, vis, other, LossConfig(), generator=torch.Generator().manual_seed(0))
+        terms = loss_fn(model, vis, other)
         terms["total"].backward()
     return {"eval": forward.get_total_flops() / pairs, "train": step.get_total_flops() / pairs}
 
@@ -321,6 +335,8 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
         raise ValueError("batch_size >= 2, steps >= 1, warmup >= 0 and eval_pairs >= 1 are required")
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
+    if cfg.model not in list_models():
+        raise ValueError(f"unknown model {cfg.model!r}; registered models: {', '.join(list_models())}")
     device = resolve_device(cfg.device)
     n_train = max(cfg.batch_size * 4, cfg.batch_size + 1)
     vis, other = _random_patches(max(n_train, cfg.eval_pairs), cfg.seed)
@@ -328,8 +344,9 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
         "device": device_name(device), "device_type": device.type, "torch": torch.__version__,
         "cuda": torch.version.cuda, "kglnet": __version__, "git_commit": _git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "config": asdict(cfg),
+        "model": cfg.model, "parameters": count_parameters(create_model(cfg.model)),
     }
-    progress(f"project training ({cfg.precision}, channels_last={cfg.channels_last}, compile={cfg.compile}, "
+    progress(f"{cfg.model}: project training ({cfg.precision}, channels_last={cfg.channels_last}, compile={cfg.compile}, "
              f"fused_optimizer={cfg.fused_optimizer})")
     fast = time_project_training(cfg, device, vis[:n_train], other[:n_train], cfg.precision, cfg.channels_last,
                                  cfg.compile, cfg.fused_optimizer, cfg.phases)
@@ -346,7 +363,8 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
         record["fp32_train_pairs_per_s"] = exact["pairs_per_s"]
     progress("project evaluation")
     record["eval_pairs_per_s"] = time_project_evaluation(cfg, device, vis[:cfg.eval_pairs], other[:cfg.eval_pairs])
-    if cfg.reference:
+    # the reference re-enactment is KGL-Net's code; other models have no reference path here
+    if cfg.reference and cfg.model == "kglnet":
         progress("reference training")
         ref = time_reference_training(cfg, device, vis[:n_train], other[:n_train])
         record["reference_train_pairs_per_s"] = ref["pairs_per_s"]
@@ -358,7 +376,7 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
             cfg, device, vis[:cfg.eval_pairs], other[:cfg.eval_pairs])
         record["eval_speedup"] = record["eval_pairs_per_s"] / record["reference_eval_pairs_per_s"]
     record["full_schedule_minutes"] = full_schedule_minutes(record["train_pairs_per_s"], cfg.schedule)
-    flops = flops_per_pair()
+    flops = flops_per_pair(cfg.model)
     record["gflop_per_pair"] = {k: v / 1e9 for k, v in flops.items()}
     record["achieved_tflops"] = {"train": record["train_pairs_per_s"] * flops["train"] / 1e12,
                                  "eval": record["eval_pairs_per_s"] * flops["eval"] / 1e12}

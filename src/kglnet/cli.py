@@ -208,7 +208,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import BenchConfig, run_benchmark
     from .utils.io import atomic_write_json
 
-    cfg = BenchConfig(device=args.device, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
+    cfg = BenchConfig(device=args.device, model=args.model, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
                       eval_pairs=args.eval_pairs, eval_batch_size=args.eval_batch_size, precision=args.precision,
                       channels_last=not args.no_channels_last, compile=args.compile,
                       fused_optimizer=args.fused_optimizer, phases=args.phases, reference=not args.no_reference, fp32_project=not args.no_fp32, threads=args.threads,
@@ -373,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "reference's, in one run on one device (JSON with --out)")
     p.add_argument("--out", type=Path, help="JSON file to write (results/benchmarks/<device>.json)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--model", default="kglnet",
+                   help="registered model (kglnet models), trained with its own objective and optimiser settings; "
+                        "the reference path exists for kglnet only")
     p.add_argument("--batch-size", type=int, default=256, help="pairs per training batch (the paper's 256)")
     p.add_argument("--steps", type=int, default=20, help="timed training steps per path")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens here)")

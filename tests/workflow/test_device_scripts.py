@@ -172,3 +172,24 @@ def test_runs_of_an_earlier_slot_are_reused_and_not_trained_again(tmp_path, work
     assert third["reused"] == [] and sorted(third["skipped_training"]) == runs
     assert "KGL-Net" not in table
     assert any("not reused (other settings)" in note for note in third["notes"])
+
+
+def test_bench_models_writes_a_record_per_model_and_a_summary(tmp_path):
+    """workflow/scripts/bench_models.py: one `kglnet bench` per named model, a summary table with
+    each model's rates, fastest first; an unknown model is named before anything runs."""
+    out = tmp_path / "models"
+    done = subprocess.run([sys.executable, str(SCRIPTS / "bench_models.py"), "--out", str(out),
+                           "--models", "tfeat", "hardnet", "--", "--device", "cpu", "--batch-size", "4", "--steps", "1",
+                           "--warmup", "0", "--eval-pairs", "4", "--eval-batch-size", "4", "--no-fp32", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    rows = summary["models"]
+    assert sorted(r["model"] for r in rows) == ["hardnet", "tfeat"]
+    assert rows[0]["train_pairs_per_s"] >= rows[1]["train_pairs_per_s"]
+    assert {r["model"]: r["parameters"] for r in rows} == {"hardnet": 1_334_560, "tfeat": 599_808}
+    table = (out / "summary.md").read_text()
+    assert "| hardnet | 1,334,560 |" in table and "--device cpu" in table
+    bad = subprocess.run([sys.executable, str(SCRIPTS / "bench_models.py"), "--out", str(tmp_path / "x"),
+                          "--models", "nonet"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown model(s) nonet" in bad.stderr and not (tmp_path / "x").exists()
