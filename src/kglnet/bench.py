@@ -344,8 +344,10 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
         "device": device_name(device), "device_type": device.type, "torch": torch.__version__,
         "cuda": torch.version.cuda, "kglnet": __version__, "git_commit": _git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "config": asdict(cfg),
-        "model": cfg.model, "parameters": count_parameters(create_model(cfg.model)),
+        "model": cfg.model,
     }
+    with torch.device("meta"):  # parameter shapes only: no memory, no initialisation
+        record["parameters"] = count_parameters(create_model(cfg.model))
     progress(f"{cfg.model}: project training ({cfg.precision}, channels_last={cfg.channels_last}, compile={cfg.compile}, "
              f"fused_optimizer={cfg.fused_optimizer})")
     fast = time_project_training(cfg, device, vis[:n_train], other[:n_train], cfg.precision, cfg.channels_last,
