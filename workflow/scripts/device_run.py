@@ -31,6 +31,7 @@ returns what finished; ``--keep-checkpoint`` files come back split into <16 MB p
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import io
 import json
@@ -163,6 +164,7 @@ def reusable_runs(plan: dict, source: Path) -> dict[str, list[str]]:
     from kglnet.train import TrainConfig
 
     wd = ROOT / plan["workdir"]
+    digest = functools.lru_cache(maxsize=None)(sha256_file)  # the runs share their data files
     evaluations = {json.dumps(j["wildcards"], sort_keys=True): j for j in plan["jobs"] if j["rule"] == "evaluate_model"}
     found: dict[str, list[str]] = {}
     for job in plan["jobs"]:
@@ -183,7 +185,7 @@ def reusable_runs(plan: dict, source: Path) -> dict[str, list[str]]:
         digests = {recorded["train_file"]: recorded["inputs_sha256"]["train"],
                    recorded["val_file"]: recorded["inputs_sha256"]["val"],
                    **{m["file"]: m["sha256"] for m in recorded.get("monitor", {}).values()}}
-        if any(digests.get(p) != sha256_file(wd / p) for p in job["input"]):
+        if any(digests.get(p) != digest(wd / p) for p in job["input"]):
             log(f"not reused (other data): {plan['name']}:{job_name(job)} from {source}")
             continue
         siblings = [str(run_dir / f.name) for f in (source / run_dir).iterdir() if f.suffix in (".json", ".log")]
