@@ -400,10 +400,9 @@ class PairAugmentation:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Augment a batch. vis, other: [B, 1, H, W] in [0, 1] -> same shapes.
 
-        The same as ``apply(vis, other, draw(vis.shape, generator, vis.device))``."""
+        The same as ``apply(vis, other, draw(vis.shape, generator, vis.device))``; bad inputs are
+        refused before anything is drawn."""
         self._check(vis, other)
-        if not (self.photometric or self.geometric):
-            return vis, other
         return self.apply(vis, other, self.draw(vis.shape, generator, vis.device))
 
     def _check(self, vis: torch.Tensor, other: torch.Tensor) -> None:
