@@ -29,6 +29,7 @@ from kglnet.data.mini import (
     build_mini,
     find_tiles,
     read_gray,
+    sample_affine,
     unwarp,
 )
 from kglnet.data.mini import test_sets as mini_test_sets
@@ -308,6 +309,42 @@ def test_unwarp_inverts_the_warp_and_masks_the_border():
     kept = detect_keypoints(restored, max_points=200, rng=np.random.default_rng(0), min_spacing=4,
                             mask=mask)
     assert len(kept) > 20 and cut_patches(restored, kept).min() > 15
+
+
+def test_sample_affine_hand_computed_cases():
+    image = np.arange(12, dtype=np.float64).reshape(3, 4)
+    identity = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    assert np.array_equal(sample_affine(image, identity), image)
+    # Half a pixel to the right: the mean of each pixel and its right neighbour, and half of the
+    # last column (its right neighbour is the zero outside the image).
+    shifted = sample_affine(image, np.array([[1.0, 0, 0.5], [0, 1.0, 0]]))
+    expected = np.array([[0.5, 1.5, 2.5, 1.5], [4.5, 5.5, 6.5, 3.5], [8.5, 9.5, 10.5, 5.5]])
+    assert np.array_equal(shifted, expected)
+    # Far outside on every side: zeros, not a wrapped or clamped edge pixel.
+    assert not sample_affine(image, np.array([[1.0, 0, -50], [0, 1.0, 40]])).any()
+    # Channels share the coordinates.
+    stacked = sample_affine(np.stack([image, 2 * image], axis=-1), np.array([[1.0, 0, 0.5], [0, 1.0, 0]]))
+    assert np.array_equal(stacked[..., 0], expected) and np.array_equal(stacked[..., 1], 2 * expected)
+
+
+def test_unwarp_does_not_depend_on_opencv_warp(monkeypatch):
+    """OpenCV 4.13 and 5.0 un-warp to different bytes (measured: every mini VIS-NIR test file had
+    another sha256); the pair files must not change with the OpenCV a machine has."""
+    rng = np.random.default_rng(7)
+    h, w = 120, 150
+    original = _texture(rng, h, w)
+    m = _affine(2, w, h)
+    warped = cv2.warpAffine(original, m, (w, h))
+    with_cv = cv2.warpAffine(warped, cv2.invertAffineTransform(m), (w, h), flags=cv2.INTER_LINEAR)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("unwarp called cv2.warpAffine")
+
+    monkeypatch.setattr(cv2, "warpAffine", refuse)
+    monkeypatch.setattr(cv2, "invertAffineTransform", refuse)
+    restored, mask = unwarp(warped, m)
+    # OpenCV's fixed-point weights (1/32 pixel) move a value by at most a grey level or two.
+    assert np.abs(restored.astype(int) - with_cv.astype(int))[mask].max() <= 2
 
 
 def test_vislwir_split_sizes_and_pairs(built):

@@ -288,10 +288,57 @@ def _load_affine(path: Path) -> np.ndarray:
     return matrix
 
 
+def sample_affine(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Bilinear resampling ``out[y, x] = image(matrix @ (x, y, 1))``, zero outside the image.
+
+    ``cv2.warpAffine(image, inverse, ...)`` computes the same up to its fixed-point arithmetic
+    (weights on a 1/32-pixel grid), and that arithmetic changed between OpenCV 4.13 and 5.0: the
+    eight mini VIS-NIR test files (un-warped) built with each had other sha256 digests, while the
+    train and validation files (no un-warp) were identical. Plain float64
+    element-wise NumPy (no reductions, no library kernels) gives the same bytes on every machine.
+
+    Args:
+        image: [H, W] or [H, W, C] array (any real dtype); channels share the coordinates.
+        matrix: [2, 3] float affine taking output (x, y) to input coordinates.
+
+    Returns:
+        float64 array of the input's shape.
+    """
+    h, w = image.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    sx = matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2]
+    sy = matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]
+    x0, y0 = np.floor(sx), np.floor(sy)
+    fx, fy = sx - x0, sy - y0
+    # One pixel of zeros around the image: indices clipped to [-1, w] (and [-1, h]) read a zero
+    # for every neighbour outside, however far outside it lies.
+    channels = image.shape[2:]
+    padded = np.pad(image.astype(np.float64), [(1, 1), (1, 1)] + [(0, 0)] * len(channels))
+    flat = padded.reshape((h + 2) * (w + 2), *channels)
+    rows = [(np.clip(y0 + k, -1, h).astype(np.intp) + 1) * (w + 2) for k in (0, 1)]
+    cols = [np.clip(x0 + k, -1, w).astype(np.intp) + 1 for k in (0, 1)]
+    if channels:
+        fx, fy = fx[..., None], fy[..., None]
+    top = (1 - fx) * flat[rows[0] + cols[0]] + fx * flat[rows[0] + cols[1]]
+    bottom = (1 - fx) * flat[rows[1] + cols[0]] + fx * flat[rows[1] + cols[1]]
+    return (1 - fy) * top + fy * bottom
+
+
+def _invert_affine(matrix: np.ndarray) -> np.ndarray:
+    """[2, 3] inverse of an invertible [2, 3] affine, written out (no LAPACK: same bits everywhere)."""
+    (a, b, c), (d, e, f) = matrix.astype(np.float64)
+    det = a * e - b * d
+    ia, ib, id_, ie = e / det, -b / det, -d / det, a / det
+    return np.array([[ia, ib, -(ia * c + ib * f)], [id_, ie, -(id_ * c + ie * f)]])
+
+
 def unwarp(
     nir: np.ndarray, matrix: np.ndarray, erode: int = MASK_ERODE_PX
 ) -> tuple[np.ndarray, np.ndarray]:
     """Undo ``nir = cv2.warpAffine(original, matrix, (w, h))``.
+
+    Resamples with :func:`sample_affine`, not OpenCV, so the pair files are byte-identical
+    whichever OpenCV a machine has.
 
     Returns:
         (original, mask): the un-warped uint8 image (same size) and bool [H, W], True where the
@@ -301,12 +348,13 @@ def unwarp(
         edges.
     """
     h, w = nir.shape
-    inverse = cv2.invertAffineTransform(matrix)
-    original = cv2.warpAffine(nir, inverse, (w, h), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    ones = np.ones((h, w), np.float32)
-    covered = cv2.warpAffine(ones, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
-    covered = cv2.warpAffine(covered, inverse, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    inverse = _invert_affine(matrix)
+    # Ones warped forward as the dataset warped the original (sampled at the inverse), then back
+    # with the image, sharing its coordinates.
+    forward_ones = sample_affine(np.ones((h, w)), inverse)
+    both = sample_affine(np.stack([nir.astype(np.float64), forward_ones], axis=-1), matrix)
+    original = np.clip(np.rint(both[..., 0]), 0, 255).astype(np.uint8)
+    covered = both[..., 1]
     mask = covered >= 0.999
     if erode > 0:
         kernel = np.ones((2 * erode + 1, 2 * erode + 1), np.uint8)
