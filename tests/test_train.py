@@ -25,10 +25,46 @@ def assert_same_weights(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
+def _first_positives(tiny_dataset, tmp_path_factory, n):
+    """A training file of the first ``n`` positive pairs of the tiny training file."""
+    import h5py
+    import numpy as np
+
+    pairs = train_module.read_pairs(tiny_dataset / "train.h5")
+    pos = np.flatnonzero(pairs.label == 1)[:n]
+    path = tmp_path_factory.mktemp(f"first{n}") / "train.h5"
+    with h5py.File(path, "w") as f:
+        f["left"], f["right"] = pairs.left[pos], pairs.right[pos]
+        f["label"] = np.ones(len(pos), dtype=np.uint8)
+    return path
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(tiny_dataset, tmp_path_factory):
+def small_train(tiny_dataset, tmp_path_factory):
+    """The first 48 positive pairs of the tiny training file: three batches of 16 per epoch, so
+    an interruption can fall inside an epoch (half the tiny file's training time)."""
+    return _first_positives(tiny_dataset, tmp_path_factory, 48)
+
+
+@pytest.fixture(scope="module")
+def micro_val(tiny_dataset, tmp_path_factory):
+    """8 positive and 8 negative pairs of the tiny validation file: scoring the whole file with
+    KGL-Net was half of each small training run's time. For tests that compare runs, not scores."""
+    import h5py
+    import numpy as np
+
+    pairs = train_module.read_pairs(tiny_dataset / "val.h5")
+    keep = np.sort(np.concatenate([np.flatnonzero(pairs.label == 1)[:8], np.flatnonzero(pairs.label == 0)[:8]]))
+    path = tmp_path_factory.mktemp("micro_val") / "val.h5"
+    with h5py.File(path, "w") as f:
+        f["left"], f["right"], f["label"] = pairs.left[keep], pairs.right[keep], pairs.label[keep]
+    return path
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(small_train, tiny_dataset, tmp_path_factory, micro_val):
     out = tmp_path_factory.mktemp("full")
-    train(tiny_dataset / "train.h5", tiny_dataset / "val.h5", out, TrainConfig(epochs=2, **FAST), resume=False, progress=False)
+    train(small_train, micro_val, out, TrainConfig(epochs=2, **FAST), resume=False, progress=False)
     return out
 
 
@@ -47,11 +83,13 @@ def test_outputs_and_history(uninterrupted):
     assert not list(uninterrupted.glob(".*tmp"))  # no temporary files left behind
 
 
-def test_resume_after_interruption_gives_identical_weights(tiny_dataset, uninterrupted, tmp_path, monkeypatch):
+def test_resume_after_interruption_gives_identical_weights(tiny_dataset, small_train, uninterrupted, tmp_path,
+                                                           monkeypatch, micro_val):
     cfg = TrainConfig(epochs=2, **FAST)
     calls = {"n": 0}
     real_loss = train_module.kglnet_loss
-    batches_per_epoch = len(train_module._batches(int((train_module.read_pairs(tiny_dataset / "train.h5").label == 1).sum()), 16))
+    batches_per_epoch = len(train_module._batches(int((train_module.read_pairs(small_train).label == 1).sum()), 16))
+    assert batches_per_epoch == 3
 
     def interrupted_loss(*args, **kwargs):
         calls["n"] += 1
@@ -61,12 +99,12 @@ def test_resume_after_interruption_gives_identical_weights(tiny_dataset, uninter
 
     monkeypatch.setattr(train_module, "kglnet_loss", interrupted_loss)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_dataset / "train.h5", tiny_dataset / "val.h5", tmp_path, cfg, progress=False)
+        train(small_train, micro_val, tmp_path, cfg, progress=False)
     assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 1  # the last complete epoch survived
     (tmp_path / "best.pt").unlink()  # what Snakemake does to the outputs of a failed job
     monkeypatch.setattr(train_module, "kglnet_loss", real_loss)
 
-    train(tiny_dataset / "train.h5", tiny_dataset / "val.h5", tmp_path, cfg, resume=True, progress=False)
+    train(small_train, micro_val, tmp_path, cfg, resume=True, progress=False)
     assert_same_weights(weights(tmp_path / "last.pt"), weights(uninterrupted / "last.pt"))
     assert_same_weights(weights(tmp_path / "best.pt"), weights(uninterrupted / "best.pt"))
     assert read_checkpoint(tmp_path / "best.pt")["best"] == read_checkpoint(uninterrupted / "best.pt")["best"]
@@ -74,20 +112,20 @@ def test_resume_after_interruption_gives_identical_weights(tiny_dataset, uninter
     assert [h["epoch"] for h in history] == [1, 2]
 
 
-def test_resume_ignores_a_checkpoint_of_other_settings(tiny_dataset, uninterrupted, tmp_path):
+def test_resume_ignores_a_checkpoint_of_other_settings(tiny_dataset, small_train, uninterrupted, tmp_path, micro_val):
     # Same directory content, different seed: resuming would silently mix two runs.
     (tmp_path / "last.pt").write_bytes((uninterrupted / "last.pt").read_bytes())
     cfg = TrainConfig(epochs=1, batch_size=16, eval_batch_size=128, seed=4)
-    train(tiny_dataset / "train.h5", tiny_dataset / "val.h5", tmp_path, cfg, progress=False)
+    train(small_train, micro_val, tmp_path, cfg, progress=False)
     assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 1
     assert "starting from scratch" in (tmp_path / "train.log").read_text()
 
 
 def test_checkpoint_every_writes_last_pt_less_often_and_resumes_exactly(tiny_dataset, micro_train, tmp_path,
-                                                                        monkeypatch):
+                                                                        monkeypatch, micro_val):
     base = dict(augment=False, **MICRO)
     full, sparse = tmp_path / "full", tmp_path / "sparse"
-    train(micro_train, tiny_dataset / "val.h5", full, TrainConfig(epochs=3, **base), resume=False, progress=False)
+    train(micro_train, micro_val, full, TrainConfig(epochs=3, **base), resume=False, progress=False)
     real_loss = train_module.kglnet_loss
     calls = {"n": 0}
 
@@ -100,10 +138,10 @@ def test_checkpoint_every_writes_last_pt_less_often_and_resumes_exactly(tiny_dat
     monkeypatch.setattr(train_module, "kglnet_loss", interrupted_loss)
     cfg = TrainConfig(epochs=3, checkpoint_every=2, **base)
     with pytest.raises(KeyboardInterrupt):
-        train(micro_train, tiny_dataset / "val.h5", sparse, cfg, resume=False, progress=False)
+        train(micro_train, micro_val, sparse, cfg, resume=False, progress=False)
     assert read_checkpoint(sparse / "last.pt")["epoch"] == 2  # epoch 1 was not written, epoch 2 was
     monkeypatch.setattr(train_module, "kglnet_loss", real_loss)
-    train(micro_train, tiny_dataset / "val.h5", sparse, cfg, progress=False)
+    train(micro_train, micro_val, sparse, cfg, progress=False)
     assert "resuming" in (sparse / "train.log").read_text()
     assert read_checkpoint(sparse / "last.pt")["epoch"] == 3  # the last epoch is always written
     assert_same_weights(weights(sparse / "last.pt"), weights(full / "last.pt"))
@@ -244,16 +282,7 @@ def test_truncated_checkpoint(uninterrupted, tmp_path):
 @pytest.fixture(scope="module")
 def micro_train(tiny_dataset, tmp_path_factory):
     """The first 8 positive pairs of the tiny training file: two batches of 4, about a second per epoch."""
-    import h5py
-    import numpy as np
-
-    pairs = train_module.read_pairs(tiny_dataset / "train.h5")
-    pos = np.flatnonzero(pairs.label == 1)[:8]
-    path = tmp_path_factory.mktemp("micro") / "train.h5"
-    with h5py.File(path, "w") as f:
-        f["left"], f["right"] = pairs.left[pos], pairs.right[pos]
-        f["label"] = np.ones(len(pos), dtype=np.uint8)
-    return path
+    return _first_positives(tiny_dataset, tmp_path_factory, 8)
 
 
 MICRO = dict(batch_size=4, eval_batch_size=256, seed=1)
@@ -309,17 +338,17 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
     assert len(keys) == 16
 
 
-def test_random_negatives_resume_exactly(tiny_dataset, micro_train, tmp_path):
+def test_random_negatives_resume_exactly(tiny_dataset, micro_train, tmp_path, micro_val):
     cfg = dict(loss={"negatives": "random"}, augment=False, **MICRO)
     full, split = tmp_path / "full", tmp_path / "split"
-    train(micro_train, tiny_dataset / "val.h5", full, TrainConfig.from_dict({**cfg, "epochs": 2}), resume=False, progress=False)
-    train(micro_train, tiny_dataset / "val.h5", split, TrainConfig.from_dict({**cfg, "epochs": 1}), resume=False, progress=False)
-    train(micro_train, tiny_dataset / "val.h5", split, TrainConfig.from_dict({**cfg, "epochs": 2}), progress=False)
+    train(micro_train, micro_val, full, TrainConfig.from_dict({**cfg, "epochs": 2}), resume=False, progress=False)
+    train(micro_train, micro_val, split, TrainConfig.from_dict({**cfg, "epochs": 1}), resume=False, progress=False)
+    train(micro_train, micro_val, split, TrainConfig.from_dict({**cfg, "epochs": 2}), progress=False)
     assert "resuming" in (split / "train.log").read_text()
     assert_same_weights(weights(split / "last.pt"), weights(full / "last.pt"))
     # the negatives' generator really is in use: the hardest-negative run ends elsewhere
     hardest = tmp_path / "hardest"
-    train(micro_train, tiny_dataset / "val.h5", hardest, TrainConfig.from_dict({**cfg, "epochs": 2, "loss": {}}),
+    train(micro_train, micro_val, hardest, TrainConfig.from_dict({**cfg, "epochs": 2, "loss": {}}),
           resume=False, progress=False)
     assert not torch.equal(weights(hardest / "last.pt")["metric_head.conv.weight"],
                            weights(full / "last.pt")["metric_head.conv.weight"])
@@ -328,12 +357,12 @@ def test_random_negatives_resume_exactly(tiny_dataset, micro_train, tmp_path):
 # -- per-epoch monitoring of test files (SPEC 5, "paper protocol") --------------------------------
 
 @pytest.fixture(scope="module")
-def monitored_runs(tiny_dataset, micro_train, tmp_path_factory):
+def monitored_runs(tiny_dataset, micro_train, tmp_path_factory, micro_val):
     """The same 2-epoch micro run without and with two monitored files."""
-    monitor = {"test": tiny_dataset / "test.h5", "val_again": tiny_dataset / "val.h5"}
+    monitor = {"test": tiny_dataset / "test.h5", "val_again": micro_val}
     plain, watched = tmp_path_factory.mktemp("plain"), tmp_path_factory.mktemp("watched")
-    train(micro_train, tiny_dataset / "val.h5", plain, TrainConfig(epochs=2, **MICRO), resume=False, progress=False)
-    train(micro_train, tiny_dataset / "val.h5", watched, TrainConfig(epochs=2, **MICRO), resume=False, progress=False,
+    train(micro_train, micro_val, plain, TrainConfig(epochs=2, **MICRO), resume=False, progress=False)
+    train(micro_train, micro_val, watched, TrainConfig(epochs=2, **MICRO), resume=False, progress=False,
           monitor=monitor)
     return plain, watched, monitor
 
@@ -357,12 +386,12 @@ def test_monitor_records_test_curves_without_changing_training(tiny_dataset, mon
     assert json.loads((watched / "config.json").read_text())["monitor"]["test"]["file"] == str(tiny_dataset / "test.h5")
 
 
-def test_monitor_survives_resume(tiny_dataset, micro_train, monitored_runs, tmp_path):
+def test_monitor_survives_resume(tiny_dataset, micro_train, monitored_runs, tmp_path, micro_val):
     _, watched, monitor = monitored_runs
     # interrupted after epoch 1 and resumed: the epoch-1 entry and its test curves survive
-    train(micro_train, tiny_dataset / "val.h5", tmp_path, TrainConfig(epochs=1, **MICRO), resume=False,
+    train(micro_train, micro_val, tmp_path, TrainConfig(epochs=1, **MICRO), resume=False,
           progress=False, monitor=monitor)
-    train(micro_train, tiny_dataset / "val.h5", tmp_path, TrainConfig(epochs=2, **MICRO), progress=False, monitor=monitor)
+    train(micro_train, micro_val, tmp_path, TrainConfig(epochs=2, **MICRO), progress=False, monitor=monitor)
     assert "resuming" in (tmp_path / "train.log").read_text()
     resumed = json.loads((tmp_path / "history.json").read_text())
     reference = json.loads((watched / "history.json").read_text())
@@ -370,14 +399,14 @@ def test_monitor_survives_resume(tiny_dataset, micro_train, monitored_runs, tmp_
     assert_same_weights(weights(tmp_path / "last.pt"), weights(watched / "last.pt"))
 
 
-def test_monitor_bad_file_is_named_before_training(tiny_dataset, micro_train, tmp_path):
+def test_monitor_bad_file_is_named_before_training(tiny_dataset, micro_train, tmp_path, micro_val):
     from kglnet.data import PairFileError
 
     garbage = tmp_path / "garbage.h5"
     garbage.write_bytes(b"not hdf5")
     for path in (garbage, tmp_path / "missing.h5"):
         with pytest.raises(PairFileError, match=rf"{path.name}.*monitored test set 'scene'"):
-            train(micro_train, tiny_dataset / "val.h5", tmp_path / "out", TrainConfig(epochs=1, **MICRO),
+            train(micro_train, micro_val, tmp_path / "out", TrainConfig(epochs=1, **MICRO),
                   progress=False, monitor={"scene": path})
         assert not (tmp_path / "out" / "last.pt").exists()
 
@@ -389,7 +418,7 @@ def test_monitor_bad_file_is_named_before_training(tiny_dataset, micro_train, tm
     ("two_channel", "bce_random_negatives", ("metric",)),
 ])
 def test_a_baseline_trains_with_its_own_objective_and_evaluates(tiny_dataset, micro_train, tmp_path,
-                                                                 monkeypatch, model, objective, branches):
+                                                                 monkeypatch, model, objective, branches, micro_val):
     from kglnet import objectives
     from kglnet.evaluation.runner import evaluate_checkpoint, write_outputs
 
@@ -403,7 +432,7 @@ def test_a_baseline_trains_with_its_own_objective_and_evaluates(tiny_dataset, mi
     monkeypatch.setattr(objectives, "get_objective", spy)
     cfg = TrainConfig(model=model, epochs=1, optimizer="sgd", lr_features=0.01, weight_decay=1e-4,
                       augment=False, **MICRO)
-    summary = train(micro_train, tiny_dataset / "val.h5", tmp_path / "run", cfg, progress=False)
+    summary = train(micro_train, micro_val, tmp_path / "run", cfg, progress=False)
     assert used and set(used) == {objective}
     assert summary["best"]["epoch"] == 1
     results, rocs = evaluate_checkpoint(tmp_path / "run/best.pt", [str(tiny_dataset / "test.h5")], ["test"],
