@@ -294,8 +294,8 @@ def sample_affine(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     ``cv2.warpAffine(image, inverse, ...)`` computes the same up to its fixed-point arithmetic
     (weights on a 1/32-pixel grid), and that arithmetic changed between OpenCV 4.13 and 5.0: the
     eight mini VIS-NIR test files (un-warped) built with each had other sha256 digests, while the
-    train and validation files (no un-warp) were identical. Plain float64
-    element-wise NumPy (no reductions, no library kernels) gives the same bytes on every machine.
+    train and validation files (no un-warp) were identical. Plain float64 element-wise NumPy (no
+    reductions, no library kernels) gives the same bytes on every machine.
 
     Args:
         image: [H, W] or [H, W, C] array (any real dtype); channels share the coordinates.
