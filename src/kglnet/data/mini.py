@@ -313,7 +313,7 @@ def sample_affine(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     # One pixel of zeros around the image: indices clipped to [-1, w] (and [-1, h]) read a zero
     # for every neighbour outside, however far outside it lies.
     channels = image.shape[2:]
-    padded = np.pad(image.astype(np.float64), [(1, 1), (1, 1)] + [(0, 0)] * len(channels))
+    padded = np.pad(image.astype(np.float64, copy=False), [(1, 1), (1, 1)] + [(0, 0)] * len(channels))
     flat = padded.reshape((h + 2) * (w + 2), *channels)
     rows = [(np.clip(y0 + k, -1, h).astype(np.intp) + 1) * (w + 2) for k in (0, 1)]
     cols = [np.clip(x0 + k, -1, w).astype(np.intp) + 1 for k in (0, 1)]
