@@ -25,18 +25,22 @@ def assert_same_weights(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
+def _subset(source, out, rows):
+    """A pair file made of ``rows`` of ``source``, through the project's own writer."""
+    from kglnet.data.pairfile import write_pairs
+
+    pairs = train_module.read_pairs(source)
+    write_pairs(out, pairs.left[rows], pairs.right[rows], pairs.label[rows])
+    return out
+
+
 def _first_positives(tiny_dataset, tmp_path_factory, n):
     """A training file of the first ``n`` positive pairs of the tiny training file."""
-    import h5py
     import numpy as np
 
-    pairs = train_module.read_pairs(tiny_dataset / "train.h5")
-    pos = np.flatnonzero(pairs.label == 1)[:n]
-    path = tmp_path_factory.mktemp(f"first{n}") / "train.h5"
-    with h5py.File(path, "w") as f:
-        f["left"], f["right"] = pairs.left[pos], pairs.right[pos]
-        f["label"] = np.ones(len(pos), dtype=np.uint8)
-    return path
+    label = train_module.read_pairs(tiny_dataset / "train.h5").label
+    return _subset(tiny_dataset / "train.h5", tmp_path_factory.mktemp(f"first{n}") / "train.h5",
+                   np.flatnonzero(label == 1)[:n])
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +54,11 @@ def small_train(tiny_dataset, tmp_path_factory):
 def micro_val(tiny_dataset, tmp_path_factory):
     """8 positive and 8 negative pairs of the tiny validation file: scoring the whole file with
     KGL-Net was half of each small training run's time. For tests that compare runs, not scores."""
-    import h5py
     import numpy as np
 
-    pairs = train_module.read_pairs(tiny_dataset / "val.h5")
-    keep = np.sort(np.concatenate([np.flatnonzero(pairs.label == 1)[:8], np.flatnonzero(pairs.label == 0)[:8]]))
-    path = tmp_path_factory.mktemp("micro_val") / "val.h5"
-    with h5py.File(path, "w") as f:
-        f["left"], f["right"], f["label"] = pairs.left[keep], pairs.right[keep], pairs.label[keep]
-    return path
+    label = train_module.read_pairs(tiny_dataset / "val.h5").label
+    keep = np.sort(np.concatenate([np.flatnonzero(label == 1)[:8], np.flatnonzero(label == 0)[:8]]))
+    return _subset(tiny_dataset / "val.h5", tmp_path_factory.mktemp("micro_val") / "val.h5", keep)
 
 
 @pytest.fixture(scope="module")
