@@ -144,14 +144,22 @@ def test_train_monitor_puts_test_curves_in_the_history(tiny_dataset, micro_train
     history_out = tmp_path / "history.json"
     rc = main(["train", "--train", str(micro_train), "--val", str(tiny_dataset / "val.h5"), "--out-dir",
                str(tmp_path / "run"), "--config", '{"epochs": 1, "batch_size": 4, "select_on": "descriptor"}',
-               "--device", "cpu", "--no-progress", "--history-out", str(history_out),
+               "--device", "cpu", "--no-progress", "--history-out", str(history_out), "--checkpoint-minutes", "0.5",
                "--monitor", f"test={tiny_dataset / 'test.h5'}", f"val={tiny_dataset / 'val.h5'}"])
     assert rc == 0
     assert json.loads(capsys.readouterr().out)["select_on"] == "descriptor"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["checkpoint_minutes"] == 0.5
     (entry,) = json.loads(history_out.read_text())
     assert set(entry["test"]) == {"test", "val"}
     assert entry["test"]["val"]["fpr95_descriptor"] == entry["val_fpr95_descriptor"]
     assert 0.0 <= entry["test"]["test"]["fpr95_metric"] <= 100.0
+
+
+def test_train_bad_checkpoint_minutes_exits_2_before_reading_data(tmp_path, capsys):
+    rc = main(["train", "--train", "a.h5", "--val", "b.h5", "--out-dir", str(tmp_path / "run"),
+               "--checkpoint-minutes", "-1"])
+    assert rc == 2 and "checkpoint_minutes must be a number >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("item", ["test.h5", "=test.h5", "test="])

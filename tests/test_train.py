@@ -151,6 +151,73 @@ def test_checkpoint_every_writes_last_pt_less_often_and_resumes_exactly(tiny_dat
     assert cfg.resume_key() == TrainConfig(epochs=3, **base).resume_key()
 
 
+def test_resume_inside_an_epoch_gives_identical_weights(tiny_dataset, small_train, uninterrupted, tmp_path,
+                                                       monkeypatch, micro_val):
+    # checkpoint_minutes this small writes last.pt after every step but an epoch's last; the
+    # uninterrupted run (10 minutes: never inside its epochs) must come out identical.
+    cfg = TrainConfig(epochs=2, checkpoint_minutes=1e-9, **FAST)
+    real_loss = train_module.kglnet_loss
+    calls = {"n": 0}
+
+    def interrupted_loss(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3 + 3:  # the last of epoch 2's three steps
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "kglnet_loss", interrupted_loss)
+    with pytest.raises(KeyboardInterrupt):
+        train(small_train, micro_val, tmp_path, cfg, progress=False)
+    state = read_checkpoint(tmp_path / "last.pt")
+    assert state["epoch"] == 1 and (state["partial"]["epoch"], state["partial"]["step"]) == (2, 2)
+    assert [h["epoch"] for h in state["history"]] == [1]
+    (tmp_path / "best.pt").unlink()  # what Snakemake does to the outputs of a failed job
+
+    calls["n"] = 0
+    monkeypatch.setattr(train_module, "kglnet_loss", lambda *a, **k: (calls.__setitem__("n", calls["n"] + 1),
+                                                                      real_loss(*a, **k))[1])
+    train(small_train, micro_val, tmp_path, cfg, progress=False)
+    assert calls["n"] == 1  # only epoch 2's last step was left
+    assert "inside epoch 2, after step 2" in (tmp_path / "train.log").read_text()
+    assert "partial" not in read_checkpoint(tmp_path / "last.pt")  # an epoch's end again
+    assert_same_weights(weights(tmp_path / "last.pt"), weights(uninterrupted / "last.pt"))
+    assert_same_weights(weights(tmp_path / "best.pt"), weights(uninterrupted / "best.pt"))
+    resumed, full = (json.loads((d / "history.json").read_text()) for d in (tmp_path, uninterrupted))
+    for a, b in zip(resumed, full, strict=True):  # the epoch's loss sums continued across the interruption
+        assert {k: v for k, v in a.items() if "seconds" not in k and "per_s" not in k} == \
+               {k: v for k, v in b.items() if "seconds" not in k and "per_s" not in k}
+
+
+def test_a_mid_epoch_state_past_fewer_epochs_is_not_resumed(tiny_dataset, micro_train, tmp_path, monkeypatch,
+                                                            micro_val):
+    # Inside epoch 2 of a 2-epoch run, then asked for 1 epoch: that state is no epoch's end.
+    real_loss = train_module.kglnet_loss
+    calls = {"n": 0}
+
+    def interrupted_loss(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2 + 2:  # epoch 2's second (last) step; last.pt was written after its first
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "kglnet_loss", interrupted_loss)
+    with pytest.raises(KeyboardInterrupt):
+        train(micro_train, micro_val, tmp_path, TrainConfig(epochs=2, checkpoint_minutes=1e-9, **MICRO),
+              progress=False)
+    assert read_checkpoint(tmp_path / "last.pt")["partial"]["epoch"] == 2
+    monkeypatch.setattr(train_module, "kglnet_loss", real_loss)
+    train(micro_train, micro_val, tmp_path, TrainConfig(epochs=1, **MICRO), progress=False)
+    assert "starting from scratch" in (tmp_path / "train.log").read_text()
+    state = read_checkpoint(tmp_path / "last.pt")
+    assert state["epoch"] == 1 and "partial" not in state
+
+
+@pytest.mark.parametrize("value", [-1, float("inf"), float("nan"), True, "5"])
+def test_bad_checkpoint_minutes_is_named(value):
+    with pytest.raises(ValueError, match=r"checkpoint_minutes must be a number >= 0"):
+        TrainConfig(checkpoint_minutes=value)
+
+
 @pytest.mark.parametrize("value", [0, -1, 1.5, True])
 def test_bad_checkpoint_every_is_named(value):
     with pytest.raises(ValueError, match=r"checkpoint_every must be an integer >= 1"):
@@ -321,7 +388,7 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
 
     # A checkpoint written before the ablation switches existed fingerprinted exactly this.
     legacy = dataclasses.asdict(TrainConfig())
-    for k in ("epochs", "device", "eval_batch_size", "threads", "checkpoint_every", "select_on", "weight_decay", "momentum",
+    for k in ("epochs", "device", "eval_batch_size", "threads", "checkpoint_every", "checkpoint_minutes", "select_on", "weight_decay", "momentum",
               "dampening", "precision", "channels_last", "compile", "lr_schedule", "lr_decay", "lr_step_epochs",
               "lr_step_gamma", "fused_optimizer"):
         legacy.pop(k)

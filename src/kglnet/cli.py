@@ -138,6 +138,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings["threads"] = args.threads
     if args.device is not None:
         settings["device"] = args.device
+    if args.checkpoint_minutes is not None:
+        settings["checkpoint_minutes"] = args.checkpoint_minutes
     cfg = TrainConfig.from_dict(settings)
     summary = train(args.train, args.val, args.out_dir, cfg, resume=args.resume, progress=not args.no_progress,
                     monitor=_monitor_dict(args.monitor))
@@ -439,6 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=_json_object, default={}, help="TrainConfig fields as a JSON object")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--checkpoint-minutes", type=float, metavar="MIN",
+                   help="also write OUT_DIR/last.pt inside an epoch once MIN minutes have passed since the last "
+                        "write, so an interrupted long epoch resumes where it stopped (default 10; 0: only at "
+                        "epoch ends)")
     p.add_argument("--history-out", type=Path, help="also copy the per-epoch history JSON here")
     p.add_argument("--monitor", nargs="+", type=_monitor_item, metavar="NAME=FILE.h5",
                    help="test pair files evaluated after every epoch (never used for selection); their FPR95 "

@@ -16,7 +16,7 @@ forward pass and loss under ``torch.autocast`` in bfloat16, weights and optimise
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -165,6 +165,19 @@ class TrainStep:
             return None
         values = self._bad_values.tolist() if self._bad_values is not None else []
         return first, dict(zip(self._keys or [], values))
+
+    def epoch_state(self) -> dict[str, Any]:
+        """The counters since :meth:`reset_counter` (steps taken, term sums; on the CPU), for a
+        last.pt written inside an epoch. Call it after :meth:`check_finite` found nothing."""
+        return {"steps": self.steps, "keys": list(self._keys or []),
+                "sums": None if self._sums is None else self._sums.detach().to("cpu", copy=True)}
+
+    def load_epoch_state(self, state: dict[str, Any]) -> None:
+        """Continue counting from an :meth:`epoch_state` (a run resumed inside an epoch)."""
+        self.reset_counter()
+        self.steps = int(state["steps"])
+        self._keys = list(state["keys"]) or None
+        self._sums = None if state["sums"] is None else state["sums"].to(self.device)
 
     def reset_counter(self) -> None:
         """Start counting steps (the first non-finite step, the term sums) from 1 again, e.g. each

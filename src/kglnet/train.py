@@ -59,6 +59,11 @@ class TrainConfig:
     # Epochs between writes of last.pt (the resume state, about 100 MB for KGL-Net); the last
     # epoch is always written. A resumed run repeats at most checkpoint_every - 1 epochs.
     checkpoint_every: int = 1
+    # Also write last.pt inside an epoch once this many minutes have passed since the last write
+    # (0: only at epoch ends). Epochs that take longer (large networks on a CPU, one epoch of MFD-Net
+    # with eight branches is over an hour on two cores) then lose at most this much to an
+    # interruption; a run whose epochs are shorter never writes one.
+    checkpoint_minutes: float = 10.0
     threads: int = 0                 # torch CPU threads; 0 keeps torch's default
     loss: LossConfig = field(default_factory=LossConfig)
     select_on: str = "metric"        # validation FPR95 that picks best.pt: "metric" or "descriptor"
@@ -106,6 +111,10 @@ class TrainConfig:
         if isinstance(self.checkpoint_every, bool) or not isinstance(self.checkpoint_every, int) \
                 or self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be an integer >= 1; got {self.checkpoint_every!r}")
+        if isinstance(self.checkpoint_minutes, bool) or not isinstance(self.checkpoint_minutes, (int, float)) \
+                or not 0 <= self.checkpoint_minutes < float("inf"):
+            raise ValueError(f"checkpoint_minutes must be a number >= 0 (0: only at epoch ends); "
+                             f"got {self.checkpoint_minutes!r}")
         if not isinstance(self.channels_last, bool):
             raise ValueError(f"channels_last must be true or false; got {self.channels_last!r}")
         if not isinstance(self.fused_optimizer, bool):
@@ -133,7 +142,7 @@ class TrainConfig:
         changed setting still refuses it.
         """
         d = self.to_dict()
-        for volatile in ("epochs", "device", "eval_batch_size", "threads", "checkpoint_every"):
+        for volatile in ("epochs", "device", "eval_batch_size", "threads", "checkpoint_every", "checkpoint_minutes"):
             d.pop(volatile)
         for key, default in _LATER_DEFAULTS.items():
             if d.get(key) == default:
@@ -379,11 +388,16 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     best: dict[str, Any] | None = None
     best_state: dict[str, torch.Tensor] | None = None  # weights of the best epoch, also kept in last.pt
 
+    # A last.pt written inside an epoch (checkpoint_minutes) holds the state after step
+    # ``partial["step"]`` of epoch ``partial["epoch"]``; its "epoch" is the last complete one.
+    partial: dict[str, Any] | None = None
     last_path = out_dir / "last.pt"
     if resume and last_path.exists():
         state = read_checkpoint(last_path, expected_model=cfg.model)
         compatible = state.get("resume_key") == cfg.resume_key() and state.get("inputs") == inputs
-        if compatible and int(state["epoch"]) <= cfg.epochs:
+        partial = state.get("partial")
+        # A mid-epoch state past the last epoch asked for is no epoch's end: it cannot stand as one.
+        if compatible and int(state["epoch"]) + (partial is not None) <= cfg.epochs:
             model.load_state_dict(state["model_state"])
             optimizer.load_state_dict(state["optimizer_state"])
             aug_gen.set_state(state["rng"]["augment"])
@@ -394,8 +408,12 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             best = state.get("best")
             best_state = state.get("best_model_state")
             start_epoch = int(state["epoch"]) + 1
-            log.info("resuming from %s after epoch %d", last_path, state["epoch"])
+            if partial is not None:
+                log.info("resuming from %s inside epoch %d, after step %d", last_path, start_epoch, partial["step"])
+            else:
+                log.info("resuming from %s after epoch %d", last_path, state["epoch"])
         else:
+            partial = None
             log.warning("%s was made with other settings, data or more epochs; starting from scratch", last_path)
 
     atomic_write_json(out_dir / "config.json", {
@@ -409,29 +427,58 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     log.info("model %s (%d parameters) on %s; %d training pairs, %d validation pairs, epochs %d..%d",
              cfg.model, count_parameters(model), device, n, len(val_set), start_epoch, cfg.epochs)
 
+    def save_last(completed_epoch: int, mid_epoch: dict[str, Any] | None = None) -> None:
+        """last.pt: everything a resumed run needs to continue bit for bit."""
+        extra = {} if mid_epoch is None else {"partial": mid_epoch}
+        save_checkpoint(
+            last_path, model, optimizer_state=optimizer.state_dict(),
+            rng={"augment": aug_gen.get_state(), "negatives": neg_gen.get_state(), "torch": torch.get_rng_state()},
+            history=history, best=best, best_model_state=best_state, resume_key=cfg.resume_key(),
+            epoch=completed_epoch, config=cfg.to_dict(), inputs=inputs, kglnet=__version__, **extra,
+        )
+
+    def stop_if_diverged(epoch: int) -> None:
+        # A host synchronisation: the first non-finite loss, if any, stops the run before anything
+        # of this epoch is saved (last.pt stays the last good state).
+        bad = train_step.check_finite()
+        if bad is not None:
+            raise TrainingDiverged(f"non-finite loss at epoch {epoch}, step {bad[0]} ({bad[1]}); "
+                                   f"last good checkpoint: {last_path}")
+
     bounds = _batches(n, cfg.batch_size)
+    last_written = time.monotonic()
     for epoch in range(start_epoch, cfg.epochs + 1):
         model.train()
         t0 = time.perf_counter()
         order = _shuffle_order(n, cfg.seed, epoch).to(device)
-        bar = tqdm(bounds, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress, leave=False)
-        train_step.reset_counter()
-        for step, (lo, hi) in enumerate(bar, start=1):
+        done_steps, earlier_seconds = 0, 0.0  # of this epoch, before a mid-epoch resume
+        if partial is not None and epoch == start_epoch:
+            done_steps, earlier_seconds = int(partial["step"]), float(partial["train_seconds"])
+            train_step.load_epoch_state(partial["step_state"])
+        else:
+            train_step.reset_counter()
+        bar = tqdm(total=len(bounds), initial=done_steps, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch",
+                   disable=not progress, leave=False)
+        for step, (lo, hi) in enumerate(bounds[done_steps:], start=done_steps + 1):
             idx = order[lo:hi]
             if cfg.lr_schedule != "constant":
                 factor = lr_factor(cfg, epoch, step, len(bounds))
                 for group, base in zip(optimizer.param_groups, base_lrs):
                     group["lr"] = base * factor
             terms = train_step(train_vis.index_select(0, idx), train_other.index_select(0, idx))
+            bar.update()
             if progress and step % 20 == 0:  # a host synchronisation, so only now and then
                 bar.set_postfix(loss=f"{float(terms['total']):.3f}")
-        # One synchronisation per epoch: the first non-finite loss, if any, stops the run before
-        # anything of this epoch is saved (last.pt stays the last good epoch).
-        bad = train_step.check_finite()
-        if bad is not None:
-            raise TrainingDiverged(f"non-finite loss at epoch {epoch}, step {bad[0]} ({bad[1]}); "
-                                   f"last good checkpoint: {last_path}")
-        train_seconds = time.perf_counter() - t0
+            if cfg.checkpoint_minutes and step < len(bounds) \
+                    and time.monotonic() - last_written >= 60 * cfg.checkpoint_minutes:
+                stop_if_diverged(epoch)
+                save_last(epoch - 1, {"epoch": epoch, "step": step, "step_state": train_step.epoch_state(),
+                                      "train_seconds": earlier_seconds + time.perf_counter() - t0})
+                last_written = time.monotonic()
+                log.info("epoch %d: wrote %s after step %d of %d", epoch, last_path, step, len(bounds))
+        bar.close()
+        stop_if_diverged(epoch)
+        train_seconds = earlier_seconds + time.perf_counter() - t0
         sums = train_step.epoch_sums()
 
         val = score(val_set)
@@ -447,7 +494,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
         if monitored:
             record["test"] = {name: {"fpr95_metric": r["fpr95_metric"], "fpr95_descriptor": r["fpr95_descriptor"]}
                               for name, r in ((name, score(pairs)) for name, (_, pairs) in monitored.items())}
-        record["epoch_seconds"] = time.perf_counter() - t0
+        record["epoch_seconds"] = earlier_seconds + time.perf_counter() - t0
         history.append(record)
         log.info("epoch %d: %s", epoch, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
 
@@ -459,11 +506,8 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             best_state = cpu_state_dict(model)
             save_checkpoint(out_dir / "best.pt", model, best_state, selection="validation", best=best, **meta)
         if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
-            save_checkpoint(
-                last_path, model, optimizer_state=optimizer.state_dict(),
-                rng={"augment": aug_gen.get_state(), "negatives": neg_gen.get_state(), "torch": torch.get_rng_state()},
-                history=history, best=best, best_model_state=best_state, resume_key=cfg.resume_key(), **meta,
-            )
+            save_last(epoch)
+            last_written = time.monotonic()
         atomic_write_json(out_dir / "history.json", history)
 
     # Snakemake deletes the declared outputs of a failed job (best.pt among them) before it reruns
