@@ -451,8 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "goes into the history as \"test\": {NAME: {fpr95_metric, fpr95_descriptor}} "
                         "(the paper protocol's test-selected curves, SPEC 5)")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                   help="continue after the last completed epoch in OUT_DIR/last.pt when it was made with the "
-                        "same settings and data (default); --no-resume starts from scratch")
+                   help="continue from OUT_DIR/last.pt (after its epoch, or inside one: --checkpoint-minutes) when "
+                        "it was made with the same settings and data (default); --no-resume starts from scratch")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 

@@ -2,7 +2,9 @@
 
 Outputs in ``out_dir``:
   last.pt       full state after the latest epoch (model, optimiser, RNG states, history), every
-                ``checkpoint_every`` epochs (default 1) and after the last
+                ``checkpoint_every`` epochs (default 1) and after the last; inside an epoch too,
+                after the step at which ``checkpoint_minutes`` (default 10) have passed since the
+                last write (then with ``partial``: the epoch, the step, the epoch's loss sums)
   best.pt       weights of the epoch with the lowest validation FPR95 (the metric branch, or the
                 descriptor branch with ``select_on="descriptor"``): the reported model
   history.json  one record per epoch (losses, distances, validation FPR95, timings, and the FPR95
