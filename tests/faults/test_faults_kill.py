@@ -29,10 +29,14 @@ EPOCHS = 3
 TIMEOUT = 120
 
 
-def _argv(data: dict[str, Path], out: Path) -> list[str]:
+def _argv(data: dict[str, Path], out: Path, extra: tuple[str, ...] = ()) -> list[str]:
     return [str(BIN / "kglnet"), "train", "--train", str(data["train"]), "--val", str(data["val"]),
             "--out-dir", str(out), "--config", json.dumps({**MICRO, "epochs": EPOCHS}), "--threads", "1",
-            "--device", "cpu", "--no-progress"]
+            "--device", "cpu", "--no-progress", *extra]
+
+
+# last.pt after every step but an epoch's last (the micro data's epochs take well under a second)
+EVERY_STEP = ("--checkpoint-minutes", "1e-9")
 
 
 # Run as `python -c KILL_WHILE_SAVING kglnet-args...`: kglnet train, killed by SIGKILL half-way
@@ -49,6 +53,22 @@ def save(obj, f, *args, **kwargs):
             os.truncate(f, os.path.getsize(f) // 2)
             os.kill(os.getpid(), signal.SIGKILL)
 torch.save = save
+from kglnet.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+# Run as `python -c KILL_AFTER_WRITE kglnet-args...`: kglnet train, killed by SIGKILL just after
+# the KILL_AT-th last.pt took its final name.
+KILL_AFTER_WRITE = r"""
+import os, signal, sys
+real_replace, writes = os.replace, {"last": 0}
+def replace(src, dst, *args, **kwargs):
+    real_replace(src, dst, *args, **kwargs)
+    if os.path.basename(str(dst)) == "last.pt":
+        writes["last"] += 1
+        if writes["last"] == int(os.environ["KILL_AT"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+os.replace = replace
 from kglnet.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -113,8 +133,22 @@ def _kill_while_saving(data, out, fault) -> None:
     fault.note(f"killed while writing last.pt of epoch 2; half-written: {temp_files(out)}")
 
 
+def _kill_after_a_write_inside_an_epoch(data, out, fault) -> None:
+    """SIGKILL just after last.pt was written inside epoch 2 (after its step 2 of 3)."""
+    # writes: epoch 1 after steps 1 and 2, its end, then epoch 2 after step 1, after step 2
+    argv = [sys.executable, "-c", KILL_AFTER_WRITE] + _argv(data, out, EVERY_STEP)[1:]
+    proc = subprocess.run(argv, env=subprocess_env(KILL_AT="5"), capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    state = read_checkpoint(out / "last.pt")
+    assert (state["epoch"], state["partial"]["epoch"], state["partial"]["step"]) == (1, 2, 2)
+    fault.note("killed after last.pt was written inside epoch 2 (after step 2 of 3); the rerun continues at step 3")
+
+
 ROWS = {"sigkill-after-epoch1-random-step": _kill_after_first_checkpoint,
-        "sigkill-while-writing-last-pt": _kill_while_saving}
+        "sigkill-while-writing-last-pt": _kill_while_saving,
+        "sigkill-after-a-write-inside-an-epoch": _kill_after_a_write_inside_an_epoch}
+#: the command's extra arguments of a row, for the killed run and its rerun alike
+EXTRA = {"sigkill-after-a-write-inside-an-epoch": EVERY_STEP}
 
 
 def _history(path: Path) -> list[dict]:
@@ -128,8 +162,8 @@ def test_sigkill_then_rerun_ends_where_an_uninterrupted_run_ends(name, fault, mi
     out = tmp_path / "run"
     ROWS[name](micro_data, out, fault)
 
-    rerun = subprocess.run(_argv(micro_data, out), env=subprocess_env(), capture_output=True, text=True,
-                           timeout=TIMEOUT)
+    rerun = subprocess.run(_argv(micro_data, out, EXTRA.get(name, ())), env=subprocess_env(), capture_output=True,
+                           text=True, timeout=TIMEOUT)
     assert rerun.returncode == 0, rerun.stderr
     log = (out / "train.log").read_text()
     clean = reference()
@@ -146,4 +180,6 @@ def test_sigkill_then_rerun_ends_where_an_uninterrupted_run_ends(name, fault, mi
     lost += temp_files(out)  # a half-written file left in the run folder after the rerun
     fault.lost(len(lost), lost)
     assert "resuming from" in log, log
+    if name in EXTRA:
+        assert "inside epoch 2, after step 2" in log, log
     assert lost == []
