@@ -194,6 +194,29 @@ def test_plot_fpr95_vs_parameters_writes_png_and_skips(tmp_path):
     _check_png(tmp_path, "p.png")
 
 
+def test_plot_fpr95_vs_parameters_keeps_crowded_labels_apart(tmp_path, monkeypatch):
+    # The built-in zoo's small networks: eight methods within 1-3 M parameters and 88-97 % FPR95,
+    # whose labels, each written at its point, covered one another.
+    from kglnet.evaluation import plots
+
+    crowded = [{"label": name, "params": p, "fpr95": v, "kind": "ours"} for name, p, v in [
+        ("2-channel", 913_377, 96.1), ("Siamese", 1_171_585, 94.5), ("PN-Net", 1_124_224, 93.4),
+        ("Q-Net", 1_124_224, 91.2), ("HyNet", 1_336_355, 90.7), ("L2-Net", 1_334_560, 88.4),
+        ("Pseudo-Siamese", 2_080_001, 94.9), ("MatchNet", 2_859_250, 94.0), ("KGL-Net", 6_409_713, 78.3)]]
+    figures = []
+    real_save = plots._save_png
+    monkeypatch.setattr(plots, "_save_png", lambda fig, path: (figures.append(fig), real_save(fig, path)))
+    plot_fpr95_vs_parameters(crowded, tmp_path / "p.png", "crowded")
+    _check_png(tmp_path, "p.png")
+    (fig,) = figures
+    renderer = fig.canvas.get_renderer()
+    boxes = {t.get_text(): t.get_window_extent(renderer) for t in fig.axes[0].texts}
+    assert sorted(boxes) == sorted(p["label"] for p in crowded)  # every label drawn once
+    names = sorted(boxes)
+    overlapping = [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if boxes[a].overlaps(boxes[b])]
+    assert overlapping == []
+
+
 @pytest.mark.parametrize("points, match", [
     ([], "no point"),
     ([{"label": "SIFT", "params": None, "fpr95": 30.0, "kind": "paper"}], "no point"),
@@ -208,3 +231,13 @@ def test_plot_fpr95_vs_parameters_errors(tmp_path, points, match):
     with pytest.raises(ValueError, match=match):
         plot_fpr95_vs_parameters(points, tmp_path / "p.png", "t")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_fpr95_vs_parameters_without_adjusttext_still_writes_every_label(tmp_path, monkeypatch, caplog):
+    # The GPU slots' machines have matplotlib but not adjustText: the chart must still come out.
+    from kglnet.evaluation import plots
+
+    monkeypatch.setattr(plots, "adjust_text", None)
+    assert plot_fpr95_vs_parameters(POINTS, tmp_path / "p.png", "t") == ["SIFT"]
+    _check_png(tmp_path, "p.png")
+    assert "adjustText is not installed" in caplog.text

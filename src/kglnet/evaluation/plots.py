@@ -8,6 +8,7 @@ to a temporary file beside its target and renamed when complete (``kglnet.utils.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from fractions import Fraction
@@ -19,6 +20,13 @@ from matplotlib.figure import Figure
 
 from kglnet.evaluation.fpr95 import validate_scores_labels
 from kglnet.utils.io import atomic_path
+
+try:
+    from adjustText import adjust_text
+except ImportError:  # a machine with the other packages only (workflow/scripts/device_run.py's GPU slots)
+    adjust_text = None
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MATCH_GROUPS",
@@ -464,8 +472,6 @@ def plot_fpr95_vs_parameters(points: Sequence[Mapping], path, title: str) -> lis
         marker, colour = styles[kind]
         ax.scatter(xs, ys, marker=marker, color=colour, s=110 if marker == "*" else 50,
                    label=kind, zorder=3, edgecolors="black", linewidths=0.5)
-    for label, x, v, _ in kept:
-        ax.annotate(label, (x, v), xytext=(5, 4), textcoords="offset points", fontsize="small")
     ax.set_xscale("log")
     xs = np.array([x for _, x, _, _ in kept])
     ax.set_xlim(xs.min() / 2.0, xs.max() * 2.5)  # room for the labels on the right
@@ -476,5 +482,16 @@ def plot_fpr95_vs_parameters(points: Sequence[Mapping], path, title: str) -> lis
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
+    if adjust_text is None:
+        log.warning("adjustText is not installed: %s has each label at its point (they may overlap)", path)
+        for label, x, v, _ in kept:
+            ax.annotate(label, (x, v), xytext=(5, 4), textcoords="offset points", fontsize="small")
+    else:
+        texts = [ax.text(x, v, label, fontsize="small") for label, x, v, _ in kept]
+        # Methods of similar size and score sit on top of each other (the small descriptor
+        # networks near 1 M parameters): adjustText moves the labels apart and off the points,
+        # with a leader line to each label it moved far.
+        adjust_text(texts, x=[x for _, x, _, _ in kept], y=[v for _, _, v, _ in kept], ax=ax, expand=(1.1, 1.3),
+                    arrowprops={"arrowstyle": "-", "color": "0.4", "lw": 0.5})
     _save_png(fig, path)
     return skipped
