@@ -491,7 +491,8 @@ def plot_fpr95_vs_parameters(points: Sequence[Mapping], path, title: str) -> lis
         # Methods of similar size and score sit on top of each other (the small descriptor
         # networks near 1 M parameters): adjustText moves the labels apart and off the points,
         # with a leader line to each label it moved far.
-        adjust_text(texts, x=[x for _, x, _, _ in kept], y=[v for _, _, v, _ in kept], ax=ax, expand=(1.1, 1.3),
+        adjust_text(texts, x=[x for _, x, _, _ in kept], y=[v for _, _, v, _ in kept], ax=ax, expand=(1.3, 1.6),
+                    force_static=(0.5, 1.0), force_text=(0.3, 0.5),
                     arrowprops={"arrowstyle": "-", "color": "0.4", "lw": 0.5})
     _save_png(fig, path)
     return skipped
