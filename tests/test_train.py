@@ -174,8 +174,12 @@ def test_resume_inside_an_epoch_gives_identical_weights(tiny_dataset, small_trai
     (tmp_path / "best.pt").unlink()  # what Snakemake does to the outputs of a failed job
 
     calls["n"] = 0
-    monkeypatch.setattr(train_module, "kglnet_loss", lambda *a, **k: (calls.__setitem__("n", calls["n"] + 1),
-                                                                      real_loss(*a, **k))[1])
+
+    def counted_loss(*args, **kwargs):
+        calls["n"] += 1
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "kglnet_loss", counted_loss)
     train(small_train, micro_val, tmp_path, cfg, progress=False)
     assert calls["n"] == 1  # only epoch 2's last step was left
     assert "inside epoch 2, after step 2" in (tmp_path / "train.log").read_text()

@@ -62,9 +62,9 @@ class TrainConfig:
     # epoch is always written. A resumed run repeats at most checkpoint_every - 1 epochs.
     checkpoint_every: int = 1
     # Also write last.pt inside an epoch once this many minutes have passed since the last write
-    # (0: only at epoch ends). Epochs that take longer (large networks on a CPU, one epoch of MFD-Net
-    # with eight branches is over an hour on two cores) then lose at most this much to an
-    # interruption; a run whose epochs are shorter never writes one.
+    # (0: only at epoch ends). Epochs that take longer (large networks on a CPU: one epoch of the
+    # built-in data took MFD-Net with eight branches 43 min at one thread here) then lose at most
+    # this much to an interruption; a run whose epochs are shorter never writes one.
     checkpoint_minutes: float = 10.0
     threads: int = 0                 # torch CPU threads; 0 keeps torch's default
     loss: LossConfig = field(default_factory=LossConfig)

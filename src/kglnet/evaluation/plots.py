@@ -410,8 +410,8 @@ def plot_fpr95_vs_parameters(points: Sequence[Mapping], path, title: str) -> lis
     """The summary chart: FPR95 (%, lower is better) against parameter count (millions, log x).
 
     Args:
-        points: one mapping per method with keys ``label`` (method name, str, written next to its
-            point), ``params`` (the *raw* number of parameters, e.g. ``1_234_567``; plotted in
+        points: one mapping per method with keys ``label`` (method name, str, written near its
+            point: adjustText moves labels apart, with a leader line to one moved far), ``params`` (the *raw* number of parameters, e.g. ``1_234_567``; plotted in
             millions; must be > 0 for the log axis; ``None`` = unknown, the point is skipped),
             ``fpr95`` (percent, finite, >= 0) and ``kind`` (str, e.g. ``"paper"`` for a number
             published in the paper or ``"ours"`` for one measured here). Each kind gets its own
