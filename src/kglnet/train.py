@@ -429,6 +429,10 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     log.info("model %s (%d parameters) on %s; %d training pairs, %d validation pairs, epochs %d..%d",
              cfg.model, count_parameters(model), device, n, len(val_set), start_epoch, cfg.epochs)
 
+    def meta(epoch: int) -> dict[str, Any]:
+        """What every checkpoint of this run records besides its weights."""
+        return {"epoch": epoch, "config": cfg.to_dict(), "inputs": inputs, "kglnet": __version__}
+
     def save_last(completed_epoch: int, mid_epoch: dict[str, Any] | None = None) -> None:
         """last.pt: everything a resumed run needs to continue bit for bit."""
         extra = {} if mid_epoch is None else {"partial": mid_epoch}
@@ -436,7 +440,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             last_path, model, optimizer_state=optimizer.state_dict(),
             rng={"augment": aug_gen.get_state(), "negatives": neg_gen.get_state(), "torch": torch.get_rng_state()},
             history=history, best=best, best_model_state=best_state, resume_key=cfg.resume_key(),
-            epoch=completed_epoch, config=cfg.to_dict(), inputs=inputs, kglnet=__version__, **extra,
+            **meta(completed_epoch), **extra,
         )
 
     def stop_if_diverged(epoch: int) -> None:
@@ -500,13 +504,12 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
         history.append(record)
         log.info("epoch %d: %s", epoch, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
 
-        meta = {"epoch": epoch, "config": cfg.to_dict(), "inputs": inputs, "kglnet": __version__}
         selection = _selection_score(record, cfg.select_on)
         if best is None or selection < best["score"]:
             best = {"epoch": epoch, "score": selection, "select_on": cfg.select_on,
                     "val_fpr95_metric": val["fpr95_metric"], "val_fpr95_descriptor": val["fpr95_descriptor"]}
             best_state = cpu_state_dict(model)
-            save_checkpoint(out_dir / "best.pt", model, best_state, selection="validation", best=best, **meta)
+            save_checkpoint(out_dir / "best.pt", model, best_state, selection="validation", best=best, **meta(epoch))
         if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
             save_last(epoch)
             last_written = time.monotonic()
@@ -519,7 +522,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             raise FileNotFoundError(f"{out_dir / 'best.pt'} is missing and {last_path} does not hold the best "
                                     "epoch's weights; rerun with --no-resume")
         save_checkpoint(out_dir / "best.pt", model, best_state, selection="validation", best=best,
-                        epoch=best["epoch"], config=cfg.to_dict(), inputs=inputs, kglnet=__version__)
+                        **meta(best["epoch"]))
     atomic_write_json(out_dir / "history.json", history)
     summary = {"best": best, "select_on": cfg.select_on, "epochs": len(history), "out_dir": str(out_dir)}
     log.info("done: best epoch %d, validation FPR95 (%s) %.2f%%", best["epoch"], cfg.select_on, best["score"])
