@@ -409,6 +409,44 @@ def test_bce_labels_and_value():
     assert torch.allclose(out["total"].detach(), expected, atol=1e-6)
 
 
+def test_hinge_by_hand():
+    # Scores s = w |vis - other| - 0.1 with w = 0.5; positives (|d| = 0.2, 1.0) score 0.0 and 0.4,
+    # the negatives pair each VIS with the other X (2 pairs: j is forced), |d| = 3.0 and 1.8 -> 1.4, 0.8.
+    # MarginCriterion(1): mean of max(0, 1 - y s) = (1.0 + 0.6 + 2.4 + 1.8) / 4 = 1.45.
+    model = RecordingMetric()
+    vis = torch.tensor([0.0, 2.0])[:, None, None, None].expand(2, 1, 64, 64).contiguous()
+    other = torch.tensor([0.2, 3.0])[:, None, None, None].expand(2, 1, 64, 64).contiguous()
+    out = OBJECTIVES["hinge_random_negatives"](model, vis, other, generator=torch.Generator().manual_seed(0))
+    assert out["total"].item() == pytest.approx(1.45, abs=1e-6)
+    assert out["hinge"].item() == pytest.approx(1.45, abs=1e-6)
+    assert out["score_pos"].item() == pytest.approx(0.2, abs=1e-6)
+    assert out["score_neg"].item() == pytest.approx(1.1, abs=1e-6)
+    out["total"].backward()
+    # d total / d w = (1/4) sum over violating examples (here all four) of -y |d|
+    assert model.w.grad.item() == pytest.approx((-0.2 - 1.0 + 3.0 + 1.8) / 4, abs=1e-6)
+
+
+def test_hinge_is_zero_beyond_the_margin_and_sums_heads():
+    class TwoHeads(nn.Module):
+        objective = "hinge_random_negatives"
+
+        def __init__(self, scale):
+            super().__init__()
+            self.scale = nn.Parameter(torch.tensor(scale))
+
+        def head_logits(self, vis, other):
+            # +scale for a positive (same patch), -scale for a negative; second head half as sure
+            same = (vis == other).all(dim=(1, 2, 3)).float() * 2 - 1
+            return [self.scale * same, 0.5 * self.scale * same]
+
+    vis = torch.arange(4, dtype=torch.float32)[:, None, None, None].expand(4, 1, 64, 64).contiguous()
+    out = OBJECTIVES["hinge_random_negatives"](TwoHeads(3.0), vis, vis.clone())
+    assert out["total"].item() == 0.0 and out["hinge_head1"].item() == 0.0      # 3 and 1.5 beyond margin 1
+    out = OBJECTIVES["hinge_random_negatives"](TwoHeads(1.0), vis, vis.clone())
+    assert out["hinge"].item() == 0.0 and out["hinge_head1"].item() == pytest.approx(0.5)
+    assert out["total"].item() == pytest.approx(0.5)
+
+
 # ------------------------------------------------------------------ every model, every objective --
 
 @pytest.mark.parametrize("name", BASELINES)
@@ -430,7 +468,7 @@ def test_objective_finite_scalar_with_gradients(name):
 
 def test_objective_lookup_and_misuse():
     assert set(OBJECTIVES) == {"hardnet", "sosnet", "hynet", "tfeat", "l2net", "softpn", "quadruplet",
-                               "bce_random_negatives"}
+                               "bce_random_negatives", "hinge_random_negatives"}
     with pytest.raises(KeyError, match="known"):
         get_objective("nope")
     with pytest.raises(TypeError, match="no descriptors"):

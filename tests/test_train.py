@@ -486,7 +486,7 @@ def test_monitor_bad_file_is_named_before_training(tiny_dataset, micro_train, tm
 
 @pytest.mark.parametrize("model, objective, branches", [
     ("hardnet", "hardnet", ("descriptor",)),
-    ("two_channel", "bce_random_negatives", ("metric",)),
+    ("two_channel", "hinge_random_negatives", ("metric",)),
 ])
 def test_a_baseline_trains_with_its_own_objective_and_evaluates(tiny_dataset, micro_train, tmp_path,
                                                                  monkeypatch, model, objective, branches, micro_val):

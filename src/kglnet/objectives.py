@@ -13,7 +13,8 @@ unit vectors).
 
 Model interfaces the objectives use: ``model(vis, other)`` (descriptors) for ``hardnet``,
 ``sosnet``, ``tfeat``, ``l2net``; ``model.raw_descriptors(vis, other)`` for ``hynet``, ``softpn``
-and ``quadruplet``; ``model.logits(vis, other)`` for ``bce_random_negatives``.
+and ``quadruplet``; ``model.logits(vis, other)`` for ``bce_random_negatives`` and
+``hinge_random_negatives``.
 """
 
 from __future__ import annotations
@@ -319,6 +320,24 @@ def l2net_objective(model, vis: torch.Tensor, other: torch.Tensor,
             "d_pos": d.diagonal().detach().mean()}
 
 
+def _scored_with_random_negatives(model, vis: torch.Tensor, other: torch.Tensor,
+                                  generator: torch.Generator | None) -> tuple[list[torch.Tensor], int]:
+    """Scores of the P positives (VIS_i, X_i) followed by P random negatives (VIS_i, X_j), j != i.
+
+    Returns (one [2P] tensor per trained output, the reported output first; P). The negatives come
+    from :func:`kglnet.losses.random_negative_index` (from ``generator``). Uses
+    ``model.head_logits`` (deeply supervised networks) when the model has it, else ``model.logits``.
+    """
+    p = vis.shape[0]
+    _check_batch(p)
+    index = random_negative_index(p, vis.device, generator)
+    pair_vis = torch.cat([vis, vis], dim=0)
+    pair_other = torch.cat([other, other.index_select(0, index)], dim=0)
+    if hasattr(model, "head_logits"):
+        return model.head_logits(pair_vis, pair_other), p
+    return [model.logits(pair_vis, pair_other)], p
+
+
 def bce_random_negatives_objective(model, vis: torch.Tensor, other: torch.Tensor,
                                    generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """Metric models: binary cross-entropy on logits over P positives and P random negatives.
@@ -331,19 +350,11 @@ def bce_random_negatives_objective(model, vis: torch.Tensor, other: torch.Tensor
     two-way softmax output trained with categorical cross-entropy is the same as BCE on the logit
     ``z_match - z_nonmatch``, so such heads report that difference.
 
-    Aguilera et al. trained on the datasets' labelled, balanced positive / negative pairs (with a
-    hinge loss); here the training files hold positives only, so the negatives are drawn within
-    the batch from other positive pairs (a different point of the same or of another image).
+    The papers trained on their datasets' labelled, balanced positive / negative pairs; here the
+    training files hold positives only, so the negatives are drawn within the batch from other
+    positive pairs (a different point of the same or of another image).
     """
-    p = vis.shape[0]
-    _check_batch(p)
-    index = random_negative_index(p, vis.device, generator)
-    pair_vis = torch.cat([vis, vis], dim=0)
-    pair_other = torch.cat([other, other.index_select(0, index)], dim=0)
-    if hasattr(model, "head_logits"):
-        heads = model.head_logits(pair_vis, pair_other)
-    else:
-        heads = [model.logits(pair_vis, pair_other)]
+    heads, p = _scored_with_random_negatives(model, vis, other, generator)
     labels = torch.cat([heads[0].new_ones(p), heads[0].new_zeros(p)])
     per_head = [F.binary_cross_entropy_with_logits(logits, labels) for logits in heads]
     total = torch.stack(per_head).sum()
@@ -351,6 +362,34 @@ def bce_random_negatives_objective(model, vis: torch.Tensor, other: torch.Tensor
     out = {"total": total, "bce": per_head[0], "p_pos": prob[:p].mean(), "p_neg": prob[p:].mean()}
     for k, term in enumerate(per_head[1:], start=1):
         out[f"bce_head{k}"] = term
+    return out
+
+
+def hinge_random_negatives_objective(model, vis: torch.Tensor, other: torch.Tensor,
+                                     generator: torch.Generator | None = None,
+                                     margin: float = 1.0) -> dict[str, torch.Tensor]:
+    """Metric models trained as Aguilera et al. (CVPRW 2016) and Zagoruyko & Komodakis (CVPR 2015):
+    hinge loss on the raw output over P positives and P random negatives.
+
+    Labels y = +1 for the P positives (VIS_i, X_i) and -1 for P negatives (VIS_i, X_j), j != i, drawn
+    as in :func:`bce_random_negatives_objective`; with s = ``model.logits`` (a raw score, no sigmoid)
+    the loss is ``mean over the 2P examples of max(0, margin - y s)``, margin 1: Torch7's
+    ``nn.MarginCriterion(1)`` with its default size averaging, the criterion of the authors' code.
+    Several trained outputs (``head_logits``): the sum of each one's mean hinge. The decision rule
+    stays s > 0, i.e. ``sigmoid(s) > 0.5``, but ``sigmoid(s)`` is a monotone score, not a calibrated
+    probability.
+
+    Logged beside ``total``: ``hinge`` (reported output) and the mean score of positives and of
+    negatives (``score_pos``, ``score_neg``).
+    """
+    heads, p = _scored_with_random_negatives(model, vis, other, generator)
+    signs = torch.cat([heads[0].new_ones(p), -heads[0].new_ones(p)])
+    per_head = [F.relu(margin - signs * scores).mean() for scores in heads]
+    total = torch.stack(per_head).sum()
+    score = heads[0].detach()
+    out = {"total": total, "hinge": per_head[0], "score_pos": score[:p].mean(), "score_neg": score[p:].mean()}
+    for k, term in enumerate(per_head[1:], start=1):
+        out[f"hinge_head{k}"] = term
     return out
 
 
@@ -365,6 +404,7 @@ OBJECTIVES: dict[str, Objective] = {
     "softpn": softpn_objective,
     "quadruplet": quadruplet_objective,
     "bce_random_negatives": bce_random_negatives_objective,
+    "hinge_random_negatives": hinge_random_negatives_objective,
 }
 
 
@@ -386,5 +426,6 @@ def objective_for(model) -> Objective:
 
 __all__ = ["OBJECTIVES", "get_objective", "objective_for", "hardest_in_batch", "hardnet_triplet_loss",
            "sos_regularizer", "compactness_loss", "hardnet_objective", "sosnet_objective", "hynet_objective",
-           "tfeat_objective", "l2net_objective", "bce_random_negatives_objective", "euclidean_pair_distance",
+           "tfeat_objective", "l2net_objective", "bce_random_negatives_objective",
+           "hinge_random_negatives_objective", "euclidean_pair_distance",
            "soft_pn_loss", "softpn_objective", "quadruplet_objective", "NEGATIVE_SPECTRA"]

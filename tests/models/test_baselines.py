@@ -126,11 +126,26 @@ def test_metric_outputs(models, name, batch):
     assert torch.allclose(prob, torch.sigmoid(logits))
 
 
-def test_pseudo_siamese_towers_are_separate(models):
-    model = models["pseudo_siamese"]
-    assert model.tower_vis[0].weight.data_ptr() != model.tower_other[0].weight.data_ptr()
+def test_pseudo_siamese_towers_start_equal_and_train_apart():
+    """As the authors' ``rama:clone()``: the second tower is a copy of the first, not a shared one."""
+    torch.manual_seed(0)
+    model = create_model("pseudo_siamese")
+    vis_params, other_params = list(model.tower_vis.parameters()), list(model.tower_other.parameters())
+    assert all(torch.equal(a, b) and a.data_ptr() != b.data_ptr() for a, b in zip(vis_params, other_params))
+    torch.manual_seed(1)
+    assert not torch.equal(create_model("pseudo_siamese").tower_vis[0].weight, vis_params[0])  # seeded, not fixed
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    out = OBJECTIVES[model.objective](model, *pair(4), generator=torch.Generator().manual_seed(0))
+    out["total"].backward()
+    optimizer.step()
     assert not torch.equal(model.tower_vis[0].weight, model.tower_other[0].weight)
-    assert not hasattr(models["siamese"], "tower_vis")
+    assert not hasattr(create_model("siamese"), "tower_vis")
+
+
+def test_aguilera_networks_train_with_their_hinge_loss_matchnet_with_cross_entropy():
+    assert {name: create_model(name).objective for name in METRIC_MODELS} == {
+        "siamese": "hinge_random_negatives", "pseudo_siamese": "hinge_random_negatives",
+        "two_channel": "hinge_random_negatives", "matchnet": "bce_random_negatives"}
 
 
 def test_matchnet_logit_is_softmax_match_probability(models):

@@ -2,8 +2,10 @@
 
 These networks output a match probability, no descriptor. Common contract:
 
-- ``logits(vis, other) -> [B]``: match logits of the reported output (training: binary
-  cross-entropy on logits, the ``"bce_random_negatives"`` objective of :mod:`kglnet.objectives`).
+- ``logits(vis, other) -> [B]``: match scores of the reported output, higher = match (training:
+  Siamese, Pseudo-Siamese and 2-channel the hinge loss of their authors, ``"hinge_random_negatives"``;
+  MatchNet binary cross-entropy on logits, ``"bce_random_negatives"``; both in
+  :mod:`kglnet.objectives`).
 - ``head_logits(vis, other) -> list of [B]``: every output a deeply supervised network trains
   (its reported output first); the objective sums the BCE of all of them, as Keras sums the losses
   of a multi-output model with weights 1. One entry for single-output networks.
@@ -19,11 +21,13 @@ sizes below are those of the authors' public Torch code (``model.lua`` of their 
 repository): tower C(96,7,3)-ReLU-P(2,2)-C(192,5,1)-ReLU-P(2,2)-C(256,3,1)-ReLU, which maps a
 64x64 patch to 256x1x1 (64 -> 20 -> 10 -> 6 -> 3 -> 1).
 
-choice (all three): patches are made zero-mean per patch and channel (no division by the std),
-as the authors' training script does. choice: PyTorch's default initialisation (close to
-Torch7's). Their training used a hinge loss (``MarginCriterion``, labels +-1) on balanced labelled
-pairs; here the objective is BCE on logits with in-batch random negatives (see
-:mod:`kglnet.objectives`), so the output is read as a logit.
+All three, as the authors' code: patches are scaled to [0, 1] and made zero-mean per patch and
+channel (no division by the std); the loss is Torch7's ``nn.MarginCriterion(1)`` (hinge, labels
++-1) on the raw output (``"hinge_random_negatives"``), so ``sigmoid(output)`` is a monotone match
+score (decision at 0.5) rather than a calibrated probability. PyTorch's default initialisation
+draws from the same ranges as Torch7's (uniform +-1/sqrt(fan_in), weights and biases). Their
+training pairs were the datasets' labelled, balanced positives and negatives; here the training
+files hold positives only, so the negatives are drawn within the batch.
 """
 
 from __future__ import annotations
@@ -57,7 +61,9 @@ def aguilera_tower(in_channels: int) -> nn.Sequential:
 
 
 class MetricModel(nn.Module):
-    """Base of the metric baselines: input checks, ``forward`` = sigmoid of :meth:`logits`."""
+    """Base of the metric baselines: input checks, ``forward`` = sigmoid of :meth:`logits`.
+    ``objective`` defaults to BCE with in-batch random negatives; Aguilera et al.'s networks
+    override it with their hinge loss."""
 
     objective: str = "bce_random_negatives"
     input_size: int = PATCH_SIZE
@@ -89,13 +95,19 @@ class MetricModel(nn.Module):
         return None, None, torch.sigmoid(self.logits(vis, other))
 
 
+class AguileraModel(MetricModel):
+    """Base of Aguilera et al.'s three networks: their hinge loss (``MarginCriterion(1)``)."""
+
+    objective = "hinge_random_negatives"
+
+
 @register_model("siamese")
-class Siamese(MetricModel):
+class Siamese(AguileraModel):
     """Siamese network of Aguilera et al. (CVPRW 2016). Input 64x64.
 
     Architecture as built: per-patch zero-mean; ONE feature tower (:func:`aguilera_tower`, shared
     weights) applied to both patches -> two 256-D features, concatenated (VIS first) -> decision
-    network Linear 512->512, ReLU, Linear 512->1 -> logit; probability = sigmoid. 1,171,585
+    network Linear 512->512, ReLU, Linear 512->1 -> score; forward gives sigmoid(score). 1,171,585
     parameters.
     """
 
@@ -129,18 +141,25 @@ class PseudoSiamese(Siamese):
     Architecture as built: as :class:`Siamese` but with two feature towers with separate weights
     (``tower_vis`` for the visible patch, ``tower_other`` for the NIR / LWIR / SAR patch);
     decision network Linear 512->512, ReLU, Linear 512->1. 2,080,001 parameters.
+
+    The two towers start from the same weights and then train apart: the authors' ``model.lua``
+    builds the second as ``rama:clone()``, a copy of the first (the Siamese one shares them).
     """
 
     shared_tower = False
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.tower_other.load_state_dict(self.tower_vis.state_dict())
+
 
 @register_model("two_channel")
-class TwoChannel(MetricModel):
+class TwoChannel(AguileraModel):
     """2-channel network of Aguilera et al. (CVPRW 2016). Input 64x64.
 
     Architecture as built: per-patch zero-mean; the two patches stacked as 2 input channels
-    (VIS first) -> :func:`aguilera_tower` with 2 input channels -> 256-D -> Linear 256->1 -> logit;
-    probability = sigmoid. 913,377 parameters.
+    (VIS first) -> :func:`aguilera_tower` with 2 input channels -> 256-D -> Linear 256->1 -> score;
+    forward gives sigmoid(score). 913,377 parameters.
 
     choice: one linear layer after the tower, as the authors' code (Zagoruyko & Komodakis' 2ch
     network had a hidden F(256) layer before it).
@@ -210,5 +229,5 @@ class MatchNet(MetricModel):
         return z[:, 1] - z[:, 0]
 
 
-__all__ = ["MetricModel", "Siamese", "PseudoSiamese", "TwoChannel", "MatchNet", "aguilera_tower",
+__all__ = ["MetricModel", "AguileraModel", "Siamese", "PseudoSiamese", "TwoChannel", "MatchNet", "aguilera_tower",
            "zero_mean_patches"]
