@@ -409,6 +409,53 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
     assert len(keys) == 16
 
 
+def test_model_fingerprint_sees_seed_initialisation_and_objective(monkeypatch):
+    from kglnet.models.metric_nets import TwoChannel
+
+    def fingerprint(seed):
+        torch.manual_seed(seed)
+        return train_module.model_fingerprint(create_model("two_channel"))
+
+    assert fingerprint(0) == fingerprint(0) != fingerprint(1)
+    before = fingerprint(0)
+    monkeypatch.setattr(TwoChannel, "objective", "bce_random_negatives")
+    assert fingerprint(0) != before
+    monkeypatch.undo()
+    real_init = TwoChannel.__init__
+
+    def other_init(self):
+        real_init(self)
+        torch.nn.init.zeros_(self.decision.bias)
+
+    monkeypatch.setattr(TwoChannel, "__init__", other_init)
+    assert fingerprint(0) != before
+
+
+def test_resume_refuses_a_checkpoint_of_other_model_code(micro_train, micro_val, tmp_path, monkeypatch):
+    """`snakemake --forcerun` after a code change must retrain, not hand back the finished old run."""
+    from kglnet.models.metric_nets import TwoChannel
+
+    cfg = TrainConfig(model="two_channel", epochs=1, optimizer="sgd", lr_features=0.01, augment=False, **MICRO)
+    train(micro_train, micro_val, tmp_path, cfg, progress=False)
+    first = weights(tmp_path / "last.pt")
+    train(micro_train, micro_val, tmp_path, cfg, progress=False)  # same code: the finished run stands
+    assert "resuming from" in (tmp_path / "train.log").read_text()
+    assert_same_weights(weights(tmp_path / "last.pt"), first)
+
+    monkeypatch.setattr(TwoChannel, "objective", "bce_random_negatives")
+    train(micro_train, micro_val, tmp_path, cfg, progress=False)
+    assert "model code" in (tmp_path / "train.log").read_text()     # the warning names why
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1] and "loss_bce" in history[0]
+
+    state = read_checkpoint(tmp_path / "last.pt")                     # written before fingerprints existed
+    del state["model_fingerprint"]
+    torch.save(state, tmp_path / "last.pt")
+    log_lines = len((tmp_path / "train.log").read_text().splitlines())
+    train(micro_train, micro_val, tmp_path, cfg, progress=False)
+    assert "starting from scratch" in "\n".join((tmp_path / "train.log").read_text().splitlines()[log_lines:])
+
+
 def test_random_negatives_resume_exactly(tiny_dataset, micro_train, tmp_path, micro_val):
     cfg = dict(loss={"negatives": "random"}, augment=False, **MICRO)
     full, split = tmp_path / "full", tmp_path / "split"

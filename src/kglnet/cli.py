@@ -452,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(the paper protocol's test-selected curves, SPEC 5)")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from OUT_DIR/last.pt (after its epoch, or inside one: --checkpoint-minutes) when "
-                        "it was made with the same settings and data (default); --no-resume starts from scratch")
+                        "it was made with the same settings, data and model code (default); --no-resume starts from scratch")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 

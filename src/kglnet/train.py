@@ -155,6 +155,23 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 of what the code makes of a model before training: the name of its training
+    objective and its freshly initialised state (names, shapes, dtypes and values of every
+    parameter and buffer). Call it on the model as created, with the run's seed set.
+
+    A resume also compares this, so a checkpoint written before a change of architecture,
+    initialisation or objective (a model class that now names another loss) is not continued as
+    if the code had not changed. Edits inside a loss function's body are not seen.
+    """
+    digest = hashlib.sha256(str(getattr(model, "objective", "kglnet")).encode())
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 SELECT_ON = ("metric", "descriptor")
 OPTIMIZERS = ("adam", "nadam", "sgd")
 FUSED_OPTIMIZERS = ("adam", "sgd")
@@ -323,8 +340,8 @@ def train(train_file: str | os.PathLike, val_file: str | os.PathLike, out_dir: s
           monitor: dict[str, str | os.PathLike] | None = None) -> dict[str, Any]:
     """Train ``cfg.model`` on the positive pairs of ``train_file``; select on ``val_file``.
 
-    With ``resume`` and a compatible ``last.pt`` in ``out_dir`` (same settings and training data),
-    training continues after the last completed epoch and ends with the same weights as an
+    With ``resume`` and a compatible ``last.pt`` in ``out_dir`` (same settings, training data and
+    model code: :func:`model_fingerprint`), training continues after the last completed epoch and ends with the same weights as an
     uninterrupted run (bit for bit on the CPU). Returns the summary written to best.pt.
 
     ``monitor`` (test-set name -> balanced pair file) is evaluated after every epoch exactly as
@@ -374,7 +391,9 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     n = len(positives)
 
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model).to(device)
+    model = create_model(cfg.model)
+    fingerprint = model_fingerprint(model)
+    model = model.to(device)
     optimizer = _make_optimizer(model, cfg)
     augment = PairAugmentation(photometric=cfg.augment, geometric=cfg.augment)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
@@ -396,7 +415,8 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     last_path = out_dir / "last.pt"
     if resume and last_path.exists():
         state = read_checkpoint(last_path, expected_model=cfg.model)
-        compatible = state.get("resume_key") == cfg.resume_key() and state.get("inputs") == inputs
+        compatible = (state.get("resume_key") == cfg.resume_key() and state.get("inputs") == inputs
+                      and state.get("model_fingerprint") == fingerprint)
         partial = state.get("partial")
         # A mid-epoch state past the last epoch asked for is no epoch's end: it cannot stand as one.
         if compatible and int(state["epoch"]) + (partial is not None) <= cfg.epochs:
@@ -416,7 +436,8 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
                 log.info("resuming from %s after epoch %d", last_path, state["epoch"])
         else:
             partial = None
-            log.warning("%s was made with other settings, data or more epochs; starting from scratch", last_path)
+            log.warning("%s was made with other settings, data, model code (architecture, initialisation or "
+                        "objective) or more epochs; starting from scratch", last_path)
 
     atomic_write_json(out_dir / "config.json", {
         "train": cfg.to_dict(), "train_file": str(train_file), "val_file": str(val_file),
@@ -440,7 +461,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             last_path, model, optimizer_state=optimizer.state_dict(),
             rng={"augment": aug_gen.get_state(), "negatives": neg_gen.get_state(), "torch": torch.get_rng_state()},
             history=history, best=best, best_model_state=best_state, resume_key=cfg.resume_key(),
-            **meta(completed_epoch), **extra,
+            model_fingerprint=fingerprint, **meta(completed_epoch), **extra,
         )
 
     def stop_if_diverged(epoch: int) -> None:
@@ -529,4 +550,4 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     return summary
 
 
-__all__ = ["LR_SCHEDULES", "TrainConfig", "TrainingDiverged", "lr_factor", "train", "validate"]
+__all__ = ["LR_SCHEDULES", "TrainConfig", "TrainingDiverged", "lr_factor", "model_fingerprint", "train", "validate"]
