@@ -1,15 +1,15 @@
 """Metric-learning baselines of the paper's tables: Siamese, Pseudo-Siamese, 2-channel, MatchNet.
 
-These networks output a match probability, no descriptor. Common contract:
+These networks output a match score in [0, 1] (a probability for MatchNet), no descriptor. Common contract:
 
 - ``logits(vis, other) -> [B]``: match scores of the reported output, higher = match (training:
   Siamese, Pseudo-Siamese and 2-channel the hinge loss of their authors, ``"hinge_random_negatives"``;
   MatchNet binary cross-entropy on logits, ``"bce_random_negatives"``; both in
   :mod:`kglnet.objectives`).
 - ``head_logits(vis, other) -> list of [B]``: every output a deeply supervised network trains
-  (its reported output first); the objective sums the BCE of all of them, as Keras sums the losses
+  (its reported output first); the objective sums the loss of each, as Keras sums the losses
   of a multi-output model with weights 1. One entry for single-output networks.
-- ``forward(vis, other) -> (None, None, probability [B])`` with ``probability = sigmoid(logits)``.
+- ``forward(vis, other) -> (None, None, score [B])`` with ``score = sigmoid(logits)``.
 - inputs float [B,1,64,64] in [0,1], checked like :func:`kglnet.models.kglnet.check_patch_batch`;
   all four work on 64x64 patches directly (``input_size = 64``).
 - class attributes ``objective``, ``input_size``, ``paper``, ``reported_branch = "metric"``.
