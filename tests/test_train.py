@@ -80,6 +80,7 @@ def test_outputs_and_history(uninterrupted):
     assert best["selection"] == "validation"
     config = json.loads((uninterrupted / "config.json").read_text())
     assert config["train"]["batch_size"] == 16 and len(config["inputs_sha256"]["train"]) == 64
+    assert config["model_fingerprint"] == read_checkpoint(uninterrupted / "last.pt")["model_fingerprint"]
     assert not list(uninterrupted.glob(".*tmp"))  # no temporary files left behind
 
 

@@ -444,8 +444,8 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
         "inputs_sha256": inputs, "train_positives": n, "val_pairs": len(val_set),
         "monitor": {name: {"file": str(path), "sha256": sha256_file(path), "pairs": len(pairs)}
                     for name, (path, pairs) in monitored.items()},
-        "parameters": count_parameters(model), "device": str(device), "torch": torch.__version__,
-        "kglnet": __version__,
+        "parameters": count_parameters(model), "model_fingerprint": fingerprint, "device": str(device),
+        "torch": torch.__version__, "kglnet": __version__,
     })
     log.info("model %s (%d parameters) on %s; %d training pairs, %d validation pairs, epochs %d..%d",
              cfg.model, count_parameters(model), device, n, len(val_set), start_epoch, cfg.epochs)

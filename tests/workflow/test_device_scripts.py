@@ -173,6 +173,15 @@ def test_runs_of_an_earlier_slot_are_reused_and_not_trained_again(tmp_path, work
     assert "KGL-Net" not in table
     assert any("not reused (other settings)" in note for note in third["notes"])
 
+    # a run made by other model code (another objective or initialisation) is not taken either
+    config_path = earlier / "ci/checkpoints/ci/hardnet/seed0/config.json"
+    recorded = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**recorded, "model_fingerprint": "0" * 64}))
+    _, fourth, _ = run_ci_plan(project, tmp_path / "fourth", [], "--budget", "1", "--reserve", "0",
+                               "--reuse", f"ci:{earlier / 'ci'}")
+    assert fourth["reused"] == ["ci:train/dataset=ci/model=kglnet/seed=0"]
+    assert any("not reused (other model code)" in note and "hardnet" in note for note in fourth["notes"])
+
 
 def test_bench_models_writes_a_record_per_model_and_a_summary(tmp_path):
     """workflow/scripts/bench_models.py: one `kglnet bench` per named model, a summary table with

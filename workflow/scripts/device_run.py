@@ -158,10 +158,20 @@ def train_settings(job: dict) -> dict:
 def reusable_runs(plan: dict, source: Path) -> dict[str, list[str]]:
     """Training jobs of ``plan`` whose finished run an earlier slot left in ``source`` (``plan``'s
     files as its results.tar.gz unpacked: results/..., checkpoints/<run>/config.json): same
-    settings (the resume fingerprint and the epochs), same input files (sha256 of the training,
-    validation and monitored files against the run's config.json), and every output of its
-    training and evaluation present. Returns {train job name: files to copy}."""
-    from kglnet.train import TrainConfig
+    settings (the resume fingerprint and the epochs), same model code (the run's recorded
+    ``model_fingerprint``, :func:`kglnet.train.model_fingerprint`), same input files (sha256 of the
+    training, validation and monitored files against the run's config.json), and every output of
+    its training and evaluation present. Returns {train job name: files to copy}."""
+    import torch
+
+    from kglnet.models import create_model
+    from kglnet.train import TrainConfig, model_fingerprint
+
+    @functools.lru_cache(maxsize=None)
+    def fingerprint(model: str, seed: int) -> str:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return model_fingerprint(create_model(model))
 
     wd = ROOT / plan["workdir"]
     digest = functools.lru_cache(maxsize=None)(sha256_file)  # the runs share their data files
@@ -181,6 +191,9 @@ def reusable_runs(plan: dict, source: Path) -> dict[str, list[str]]:
         have = TrainConfig.from_dict(recorded["train"])
         if want.resume_key() != have.resume_key() or want.epochs != have.epochs:
             log(f"not reused (other settings): {plan['name']}:{job_name(job)} from {source}")
+            continue
+        if recorded.get("model_fingerprint") != fingerprint(want.model, want.seed):
+            log(f"not reused (other model code): {plan['name']}:{job_name(job)} from {source}")
             continue
         digests = {recorded["train_file"]: recorded["inputs_sha256"]["train"],
                    recorded["val_file"]: recorded["inputs_sha256"]["val"],
