@@ -414,8 +414,7 @@ def test_model_fingerprint_sees_seed_initialisation_and_objective(monkeypatch):
     from kglnet.models.metric_nets import TwoChannel
 
     def fingerprint(seed):
-        torch.manual_seed(seed)
-        return train_module.model_fingerprint(create_model("two_channel"))
+        return train_module.model_fingerprint(train_module.create_seeded_model("two_channel", seed))
 
     assert fingerprint(0) == fingerprint(0) != fingerprint(1)
     before = fingerprint(0)

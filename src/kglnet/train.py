@@ -172,6 +172,14 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def create_seeded_model(name: str, seed: int) -> torch.nn.Module:
+    """The model a run with ``seed`` starts from: torch's global RNG seeded with ``seed``, then
+    ``create_model(name)`` on the CPU. Training and the reuse check of earlier runs
+    (``workflow/scripts/device_run.py``) both start from it, so their fingerprints agree."""
+    torch.manual_seed(seed)
+    return create_model(name)
+
+
 SELECT_ON = ("metric", "descriptor")
 OPTIMIZERS = ("adam", "nadam", "sgd")
 FUSED_OPTIMIZERS = ("adam", "sgd")
@@ -341,8 +349,8 @@ def train(train_file: str | os.PathLike, val_file: str | os.PathLike, out_dir: s
     """Train ``cfg.model`` on the positive pairs of ``train_file``; select on ``val_file``.
 
     With ``resume`` and a compatible ``last.pt`` in ``out_dir`` (same settings, training data and
-    model code: :func:`model_fingerprint`), training continues after the last completed epoch and ends with the same weights as an
-    uninterrupted run (bit for bit on the CPU). Returns the summary written to best.pt.
+    model code: :func:`model_fingerprint`), training continues after the last completed epoch and
+    ends with the same weights as an uninterrupted run (bit for bit on the CPU). Returns the summary written to best.pt.
 
     ``monitor`` (test-set name -> balanced pair file) is evaluated after every epoch exactly as
     the validation file is, and recorded in that epoch's history entry as
@@ -390,8 +398,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     train_other = torch.from_numpy(train_set.right[positives]).to(device)
     n = len(positives)
 
-    torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model)
+    model = create_seeded_model(cfg.model, cfg.seed)
     fingerprint = model_fingerprint(model)
     model = model.to(device)
     optimizer = _make_optimizer(model, cfg)
@@ -550,4 +557,5 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     return summary
 
 
-__all__ = ["LR_SCHEDULES", "TrainConfig", "TrainingDiverged", "lr_factor", "model_fingerprint", "train", "validate"]
+__all__ = ["LR_SCHEDULES", "TrainConfig", "TrainingDiverged", "create_seeded_model", "lr_factor", "model_fingerprint",
+           "train", "validate"]

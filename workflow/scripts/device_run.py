@@ -164,14 +164,12 @@ def reusable_runs(plan: dict, source: Path) -> dict[str, list[str]]:
     its training and evaluation present. Returns {train job name: files to copy}."""
     import torch
 
-    from kglnet.models import create_model
-    from kglnet.train import TrainConfig, model_fingerprint
+    from kglnet.train import TrainConfig, create_seeded_model, model_fingerprint
 
     @functools.lru_cache(maxsize=None)
     def fingerprint(model: str, seed: int) -> str:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return model_fingerprint(create_model(model))
+            return model_fingerprint(create_seeded_model(model, seed))
 
     wd = ROOT / plan["workdir"]
     digest = functools.lru_cache(maxsize=None)(sha256_file)  # the runs share their data files
