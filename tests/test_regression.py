@@ -22,6 +22,7 @@ from kglnet.regression import (
     compare_shapes,
     output_shape,
 )
+from processes import run_group
 
 REPO = Path(__file__).resolve().parents[1]
 KGLNET = Path(sys.executable).parent / "kglnet"
@@ -215,8 +216,8 @@ def test_full_check_reruns_from_scratch_and_catches_a_training_regression(tmp_pa
     result = _check(root, "--no-run")  # the rerun is what the next call does; this one has no data
     assert result.returncode == 1 and "FAIL [missing] data/ci/train.h5" in result.stdout
     env = dict(os.environ, PATH=f"{KGLNET.parent}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run([str(KGLNET), "regression-check", "--root", str(root)], env=env, capture_output=True,
-                            text=True, timeout=1800)
+    result = run_group([str(KGLNET), "regression-check", "--root", str(root)], env=env, capture_output=True,
+                       text=True, timeout=1800)
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert "FAIL [worse] results/metrics/ci/kglnet/seed0.json: mean.fpr95_metric" in result.stdout
     # HardNet keeps its own optimiser settings (kglnet.zoo): its numbers repeat exactly

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from faultkit import subprocess_env, temp_files
+from processes import run_group
 
 CATEGORY = "workflow"
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +45,7 @@ def _copy_project(dest: Path) -> Path:
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=cwd, env=subprocess_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    return run_group(cmd, cwd=cwd, env=subprocess_env(), capture_output=True, text=True, timeout=TIMEOUT)
 
 
 def _ok(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:

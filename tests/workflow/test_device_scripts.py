@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
+from processes import run_group
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "workflow" / "scripts"
@@ -93,9 +96,9 @@ def run_ci_plan(project: Path, out: Path, configs: list[str], *runner_args: str)
     subprocess.run([sys.executable, str(SCRIPTS / "device_plan.py"), "--out", str(plan), "--plan", "ci", ".",
                     "config/ci.yaml", *configs, "--", "results/tables/ci.md"],
                    cwd=project, check=True, capture_output=True)
-    done = subprocess.run([sys.executable, str(SCRIPTS / "device_run.py"), "--plan", str(plan), "--out", str(out),
-                           "--workers", "1", "--bench-compile", *runner_args],
-                          cwd=project, capture_output=True, text=True, timeout=400)
+    done = run_group([sys.executable, str(SCRIPTS / "device_run.py"), "--plan", str(plan), "--out", str(out),
+                      "--workers", "1", "--bench-compile", *runner_args],
+                     cwd=project, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout + done.stderr
     with tarfile.open(out / "results.tar.gz") as tar:
         return (set(tar.getnames()), json.load(tar.extractfile("status.json")),
@@ -202,3 +205,42 @@ def test_bench_models_writes_a_record_per_model_and_a_summary(tmp_path):
     bad = subprocess.run([sys.executable, str(SCRIPTS / "bench_models.py"), "--out", str(tmp_path / "x"),
                           "--models", "nonet"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown model(s) nonet" in bad.stderr and not (tmp_path / "x").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has stopped; only its parent has not collected it yet
+
+
+def test_runner_stopped_from_outside_takes_its_jobs_down(tmp_path):
+    """SIGTERM (a slot's time limit) while a job runs: the job and its children, in their own
+    process group, are killed before the driver exits, rather than left running on the GPU."""
+    job = {"rule": "make_slow", "wildcards": {}, "input": [], "output": [], "log": [],
+           "shell": "sleep 300 & echo $! > child.pid; wait"}
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"plans": [{"name": "p", "workdir": ".", "jobs": [job], "targets": [],
+                                           "expected_data": {}}]}))
+    driver = subprocess.Popen([sys.executable, str(SCRIPTS / "device_run.py"), "--plan", str(plan),
+                               "--out", str(tmp_path / "out"), "--budget", "600", "--bench-compile"],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        pid_file = tmp_path / "child.pid"
+        deadline = time.monotonic() + 120
+        while not (pid_file.exists() and pid_file.read_text().strip()):
+            assert driver.poll() is None, driver.stdout.read()
+            assert time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.2)
+        child = int(pid_file.read_text())
+        assert _alive(child)
+        driver.send_signal(signal.SIGTERM)
+        assert driver.wait(timeout=60) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(child), "the job's child outlived the driver"
+    finally:
+        driver.kill()
+        driver.communicate()

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from kglnet.data.pairfile import read_pairs
+from processes import run_group
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # snakemake, dvc and kglnet of this environment
@@ -35,7 +36,7 @@ def _copy_project(dest: Path, params_from: str = "params.yaml") -> Path:
 
 
 def run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    result = run_group(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 

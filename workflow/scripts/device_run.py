@@ -25,7 +25,9 @@ helpers here; a shim puts `kglnet` on PATH so the plan's shell commands run unch
 
 After every job the small outputs (results/, logs/, training logs and configs, bench JSON,
 status.json) are packed again into ``OUT/results.tar.gz``, so a run stopped at any moment still
-returns what finished; ``--keep-checkpoint`` files come back split into <16 MB parts.
+returns what finished; ``--keep-checkpoint`` files come back split into <16 MB parts. Stopped
+from outside (SIGTERM, Ctrl-C), the driver kills every job it started, with its process group,
+before it exits (status 128 + signal), so no training outlives it on the GPU.
 """
 
 from __future__ import annotations
@@ -59,6 +61,13 @@ LOCK = threading.Lock()
 PACK_LOCK = threading.Lock()
 STATUS: dict = {"jobs": [], "notes": []}
 PART_BYTES = 15 * 2**20
+# Every command the driver starts runs in its own process group (so a job stopped at the budget
+# takes its children with it); RUNNING lists them so that a driver stopped from outside (SIGTERM
+# at a slot's time limit, Ctrl-C) takes them down too instead of leaving them running. Reentrant:
+# the signal handler runs in the main thread, which may be inside spawn() when the signal comes.
+RUN_LOCK = threading.RLock()
+RUNNING: set[subprocess.Popen] = set()
+STOPPING = threading.Event()
 
 
 def now() -> float:
@@ -70,6 +79,46 @@ def log(msg: str) -> None:
     print(line, flush=True)
     with LOCK:
         STATUS["notes"].append(line)
+
+
+def spawn(cmd: list[str], **kwargs) -> subprocess.Popen | None:
+    """Start ``cmd`` in its own process group and register it; None once the driver is stopping."""
+    with RUN_LOCK:
+        if STOPPING.is_set():
+            return None
+        proc = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+        RUNNING.add(proc)
+    return proc
+
+
+def reap(proc: subprocess.Popen, timeout: float | None = None) -> int:
+    """Wait for a spawned command; past ``timeout`` its whole process group is killed (rc -9)."""
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.wait()
+        rc = -9
+    with RUN_LOCK:
+        RUNNING.discard(proc)
+    return rc
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # already gone
+        pass
+
+
+def stop_running(signum: int, frame) -> None:
+    """SIGTERM / SIGINT: start nothing more, kill every running command's group, exit 128 + signum."""
+    STOPPING.set()
+    with RUN_LOCK:
+        procs = list(RUNNING)
+    for proc in procs:
+        _kill_group(proc)
+    raise SystemExit(128 + signum)
 
 
 def job_name(job: dict) -> str:
@@ -85,14 +134,8 @@ def run_job(plan: dict, job: dict, env: dict, timeout: float | None = None) -> i
     with LOCK:
         STATUS["jobs"].append(record)
     t = time.monotonic()
-    # its own process group, so a job stopped at the budget takes its children with it
-    proc = subprocess.Popen(["bash", "-c", job["shell"]], cwd=cwd, env=env, start_new_session=True)
-    try:
-        rc = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        rc = -9
+    proc = spawn(["bash", "-c", job["shell"]], cwd=cwd, env=env)
+    rc = -signal.SIGTERM if proc is None else reap(proc, timeout)
     record.update(rc=rc, seconds=round(time.monotonic() - t, 1))
     log(f"{plan['name']}: {job_name(job)} rc={rc} in {record['seconds']} s")
     return rc
@@ -225,6 +268,8 @@ def main() -> int:
                          "unpacked); a training run found there with the same settings and data is not "
                          "trained again, its scores are copied into this run's table (repeatable)")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, stop_running)
+    signal.signal(signal.SIGINT, stop_running)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     plans = json.loads(args.plan.read_text())["plans"]
@@ -283,7 +328,8 @@ def main() -> int:
                "--eval-pairs", str(args.bench_eval_pairs), "--eval-batch-size", "2048"]
         t = time.monotonic()
         with open(bench_dir / f"bench_{name}.log", "w") as f:
-            rc = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+            proc = spawn(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
+            rc = -signal.SIGTERM if proc is None else reap(proc)
         log(f"bench {name}: rc={rc} in {time.monotonic() - t:.1f} s")
         extra += [target, bench_dir / f"bench_{name}.log"]
         pack(out, plans, extra)
