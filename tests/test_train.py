@@ -576,3 +576,48 @@ def test_weight_decay_and_momentum_reach_the_optimiser_and_are_checked():
         TrainConfig(weight_decay=-1.0)
     with pytest.raises(ValueError, match="momentum"):
         TrainConfig(momentum=1.5)
+
+
+def test_stop_on_signals_turns_the_first_signal_into_a_request_and_restores_the_handlers():
+    import os
+    import signal
+
+    from kglnet.train import stop_on_signals
+
+    seen = []
+    before = signal.signal(signal.SIGUSR1, lambda signum, frame: seen.append(signum))
+    try:
+        with stop_on_signals((signal.SIGUSR1,)) as stop:
+            assert stop.signum is None
+            os.kill(os.getpid(), signal.SIGUSR1)
+            assert stop.signum == signal.SIGUSR1 and seen == []  # asked to stop, not handled the old way
+            os.kill(os.getpid(), signal.SIGUSR1)  # a second signal: the handler from before takes it
+            assert seen == [signal.SIGUSR1]
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert seen == [signal.SIGUSR1] * 2
+    finally:
+        signal.signal(signal.SIGUSR1, before)
+
+
+def test_training_stopped_on_request_writes_last_pt_at_that_step(tmp_path, tiny_dataset, monkeypatch):
+    """The request comes during step 2 (as a signal handler would set it): the loop stops after
+    that step, with last.pt holding the state after it, and no best.pt yet."""
+    from kglnet.checkpoint import read_checkpoint
+    from kglnet.step import TrainStep
+    from kglnet.train import StopRequest, TrainingStopped
+
+    stop, real_step, calls = StopRequest(), TrainStep.__call__, []
+
+    def step(self, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            stop.signum = 15
+        return real_step(self, *args)
+
+    monkeypatch.setattr(TrainStep, "__call__", step)
+    cfg = TrainConfig(epochs=2, batch_size=4, seed=0, threads=1)
+    with pytest.raises(TrainingStopped, match=r"stopped by SIGTERM inside epoch 1 after step 2 of \d+; wrote .*last.pt"):
+        train(tiny_dataset / "train.h5", tiny_dataset / "val.h5", tmp_path, cfg, progress=False, stop=stop)
+    state = read_checkpoint(tmp_path / "last.pt")
+    assert len(calls) == 2 and state["epoch"] == 0 and (state["partial"]["epoch"], state["partial"]["step"]) == (1, 2)
+    assert not (tmp_path / "best.pt").exists()

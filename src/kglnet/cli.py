@@ -130,7 +130,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+    from .train import TrainConfig, stop_on_signals, train
     from .utils.io import atomic_path
 
     settings = dict(args.config)
@@ -141,8 +141,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.checkpoint_minutes is not None:
         settings["checkpoint_minutes"] = args.checkpoint_minutes
     cfg = TrainConfig.from_dict(settings)
-    summary = train(args.train, args.val, args.out_dir, cfg, resume=args.resume, progress=not args.no_progress,
-                    monitor=_monitor_dict(args.monitor))
+    with stop_on_signals() as stop:
+        summary = train(args.train, args.val, args.out_dir, cfg, resume=args.resume, progress=not args.no_progress,
+                        monitor=_monitor_dict(args.monitor), stop=stop)
     if args.history_out:
         history = Path(args.out_dir) / "history.json"
         with atomic_path(args.history_out) as tmp:
@@ -547,10 +548,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .data import PairFileError
     from .data.sources import SourceError
     from .regression import PipelineFailed
-    from .train import TrainingDiverged
+    from .train import TrainingDiverged, TrainingStopped
 
     try:
         return args.func(args)
+    except TrainingStopped as exc:
+        # stopped on request (SIGTERM, Ctrl-C) after writing last.pt: the status a process ended
+        # by that signal would have, so schedulers and Snakemake see it as stopped, not failed
+        print(f"kglnet {args.command}: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except (PairFileError, CheckpointError, SourceError, ValueError, KeyError, FileNotFoundError) as exc:
         # bad input: exit status 2, as argparse's usage errors
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -12,15 +12,21 @@ Outputs in ``out_dir``:
   config.json   the resolved training configuration and input checksums
   train.log     the log
 Every file is written atomically, so a run killed at any moment leaves the last complete epoch.
+Stopped by SIGTERM or SIGINT (a cluster's time limit, Ctrl-C; :func:`stop_on_signals`, which
+``kglnet train`` installs), a run writes ``last.pt`` at the next step boundary and raises
+:class:`TrainingStopped`: the same command resumes at the next step, losing no step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,6 +218,58 @@ class TrainingDiverged(RuntimeError):
     """A non-finite loss; the last good checkpoint is left untouched."""
 
 
+class TrainingStopped(RuntimeError):
+    """Stopped on request (a signal) at a step boundary, after last.pt was written; ``signum``."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+@dataclass
+class StopRequest:
+    """A request to stop, checked by :func:`train` after every step; ``signum`` set = stop.
+    While ``interruptible`` (an epoch's scoring, which reads and changes no training state), the
+    signal handler also raises :class:`ScoringInterrupted`, so the stop need not wait for it."""
+
+    signum: int | None = None
+    interruptible: bool = False
+
+
+class ScoringInterrupted(BaseException):
+    """Raised by :func:`stop_on_signals`' handler into an epoch's scoring. A BaseException, as
+    KeyboardInterrupt, so that no ``except Exception`` on the way (in torch or here) takes it."""
+
+
+@contextlib.contextmanager
+def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
+    """Within the block, the first of ``signals`` sets the yielded :class:`StopRequest` instead of
+    ending the process, so that :func:`train` can write ``last.pt`` first (a batch scheduler's
+    SIGTERM before its kill, Snakemake stopping its jobs, Ctrl-C); a second signal gets the
+    handlers that were there before (the default: end now). Outside the main thread, where Python
+    cannot install handlers, the request is never set."""
+    request = StopRequest()
+    previous: dict[int, Any] = {}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def handle(signum: int, frame) -> None:
+        request.signum = signum
+        restore()
+        if request.interruptible:
+            raise ScoringInterrupted(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in signals:
+            previous[sig] = signal.signal(sig, handle)
+    try:
+        yield request
+    finally:
+        restore()
+
+
 def _shuffle_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     # Derived from (seed, epoch) alone, so a resumed run visits batches in the same order.
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -345,7 +403,7 @@ def _read_monitor(monitor: dict[str, str | os.PathLike] | None) -> dict[str, tup
 
 def train(train_file: str | os.PathLike, val_file: str | os.PathLike, out_dir: str | os.PathLike,
           cfg: TrainConfig, resume: bool = True, progress: bool = True,
-          monitor: dict[str, str | os.PathLike] | None = None) -> dict[str, Any]:
+          monitor: dict[str, str | os.PathLike] | None = None, stop: StopRequest | None = None) -> dict[str, Any]:
     """Train ``cfg.model`` on the positive pairs of ``train_file``; select on ``val_file``.
 
     With ``resume`` and a compatible ``last.pt`` in ``out_dir`` (same settings, training data and
@@ -358,6 +416,12 @@ def train(train_file: str | os.PathLike, val_file: str | os.PathLike, out_dir: s
     reference's test-selected "paper protocol" number is read (SPEC section 5). It never selects
     a checkpoint, writes no extra checkpoint and does not change training (evaluation runs in
     eval mode without gradients and draws no random numbers).
+
+    ``stop`` (from :func:`stop_on_signals`) is checked after every step: once set, ``last.pt`` is
+    written with the state after that step and :class:`TrainingStopped` is raised. A signal during
+    an epoch's scoring interrupts the scoring (it changes nothing) and stops the same way, after
+    the epoch's last step: a batch scheduler's kill, seconds after its SIGTERM, does not have to
+    wait for a long validation pass, and the resumed run scores that epoch again.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -369,14 +433,14 @@ def train(train_file: str | os.PathLike, val_file: str | os.PathLike, out_dir: s
             stale.unlink(missing_ok=True)
     handler = _setup_logging(out_dir)
     try:
-        return _train(Path(train_file), Path(val_file), out_dir, cfg, resume, progress, monitor)
+        return _train(Path(train_file), Path(val_file), out_dir, cfg, resume, progress, monitor, stop)
     finally:
         log.removeHandler(handler)
         handler.close()
 
 
 def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, resume: bool, progress: bool,
-           monitor: dict[str, str | os.PathLike] | None) -> dict[str, Any]:
+           monitor: dict[str, str | os.PathLike] | None, stop: StopRequest | None) -> dict[str, Any]:
     if cfg.batch_size < 2:
         raise ValueError(f"batch_size must be at least 2 (hard-negative mining), got {cfg.batch_size}")
     if cfg.epochs < 1:
@@ -510,12 +574,36 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
                                       "train_seconds": earlier_seconds + time.perf_counter() - t0})
                 last_written = time.monotonic()
                 log.info("epoch %d: wrote %s after step %d of %d", epoch, last_path, step, len(bounds))
+            if stop is not None and stop.signum is not None:
+                # After the epoch's last step too (step == len(bounds)): the resumed run then runs
+                # no step of this epoch and goes on to its scoring.
+                stop_if_diverged(epoch)
+                bar.close()
+                save_last(epoch - 1, {"epoch": epoch, "step": step, "step_state": train_step.epoch_state(),
+                                      "train_seconds": earlier_seconds + time.perf_counter() - t0})
+                raise TrainingStopped(_stopped_message(stop.signum, last_path, f"inside epoch {epoch} after step "
+                                                                                f"{step} of {len(bounds)}"), stop.signum)
         bar.close()
         stop_if_diverged(epoch)
         train_seconds = earlier_seconds + time.perf_counter() - t0
         sums = train_step.epoch_sums()
 
-        val = score(val_set)
+        try:
+            if stop is not None:
+                if stop.signum is not None:  # came after the last step's check
+                    raise ScoringInterrupted(stop.signum)
+                stop.interruptible = True
+            val = score(val_set)
+            tests = {name: score(pairs) for name, (_, pairs) in monitored.items()}
+        except ScoringInterrupted:
+            save_last(epoch - 1, {"epoch": epoch, "step": len(bounds), "step_state": train_step.epoch_state(),
+                                  "train_seconds": train_seconds})
+            raise TrainingStopped(_stopped_message(stop.signum, last_path, f"inside epoch {epoch} after step "
+                                                   f"{len(bounds)} of {len(bounds)}, before its scoring ended"),
+                                  stop.signum) from None
+        finally:
+            if stop is not None:
+                stop.interruptible = False
         record = {
             "epoch": epoch,
             **{f"loss_{k}" if k not in ("d_pos", "d_neg") else k: float(v) / len(bounds) for k, v in sums.items()},
@@ -527,7 +615,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
         }
         if monitored:
             record["test"] = {name: {"fpr95_metric": r["fpr95_metric"], "fpr95_descriptor": r["fpr95_descriptor"]}
-                              for name, r in ((name, score(pairs)) for name, (_, pairs) in monitored.items())}
+                              for name, r in tests.items()}
         record["epoch_seconds"] = earlier_seconds + time.perf_counter() - t0
         history.append(record)
         log.info("epoch %d: %s", epoch, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
@@ -538,10 +626,13 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
                     "val_fpr95_metric": val["fpr95_metric"], "val_fpr95_descriptor": val["fpr95_descriptor"]}
             best_state = cpu_state_dict(model)
             save_checkpoint(out_dir / "best.pt", model, best_state, selection="validation", best=best, **meta(epoch))
-        if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+        stopping = stop is not None and stop.signum is not None and epoch < cfg.epochs
+        if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs or stopping:
             save_last(epoch)
             last_written = time.monotonic()
         atomic_write_json(out_dir / "history.json", history)
+        if stopping:
+            raise TrainingStopped(_stopped_message(stop.signum, last_path, f"after epoch {epoch}"), stop.signum)
 
     # Snakemake deletes the declared outputs of a failed job (best.pt among them) before it reruns
     # it; the best epoch's weights travel in last.pt, so a resumed run can always restore best.pt.
@@ -557,5 +648,12 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     return summary
 
 
-__all__ = ["LR_SCHEDULES", "TrainConfig", "TrainingDiverged", "create_seeded_model", "lr_factor", "model_fingerprint",
-           "train", "validate"]
+def _stopped_message(signum: int, last_path: Path, where: str) -> str:
+    message = (f"stopped by {signal.Signals(signum).name} {where}; wrote {last_path}: the same command resumes "
+               "there")
+    log.warning("%s", message)  # in the run's train.log too, beside the resume that follows
+    return message
+
+
+__all__ = ["LR_SCHEDULES", "ScoringInterrupted", "StopRequest", "TrainConfig", "TrainingDiverged", "TrainingStopped", "create_seeded_model", "lr_factor", "model_fingerprint",
+           "stop_on_signals", "train", "validate"]

@@ -29,7 +29,8 @@ REPORT_PATH = REPO / "results" / "faults" / "summary.json"
 
 #: The issue's fault classes, in its order: category -> what the suite checks.
 CATEGORIES = {
-    "kill": "SIGKILL during training; rerun resumes, final weights equal an uninterrupted run",
+    "kill": "SIGKILL, or SIGTERM / SIGINT (last.pt written at the next step), during training; rerun resumes, "
+            "final weights equal an uninterrupted run",
     "workflow": "interrupted Snakemake / dvc repro; rerun trusts no partial output, same metrics",
     "corrupt-input": "corrupt input detected before use, reported with the file and the problem",
     "divergence": "non-finite loss stops training naming epoch and step; last good checkpoint kept",

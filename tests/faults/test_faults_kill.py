@@ -1,10 +1,11 @@
-"""Issue 8, item 1: training killed with SIGKILL resumes, and ends bit for bit where an
-uninterrupted run ends (deterministic CPU mode: ``--threads 1``).
+"""Issue 8, item 1: training killed with SIGKILL, or stopped with SIGTERM / SIGINT, resumes, and
+ends bit for bit where an uninterrupted run ends (deterministic CPU mode: ``--threads 1``).
 
 ``kglnet train`` runs as a subprocess on the micro data (3 epochs of 3 steps). Each row kills it
-with SIGKILL, which no handler can intercept, reruns the same command, and compares the final
-weights (last.pt, best.pt) and the history with an uninterrupted run of the same command,
-which runs beside it on the second core.
+with SIGKILL, which no handler can intercept, or stops it with SIGTERM / SIGINT (a scheduler's
+time limit, Ctrl-C: it writes last.pt at the next step boundary and exits with 128 + signal),
+reruns the same command, and compares the final weights (last.pt, best.pt) and the history with
+an uninterrupted run of the same command, which runs beside it on the second core.
 """
 
 from __future__ import annotations
@@ -69,6 +70,32 @@ def replace(src, dst, *args, **kwargs):
         if writes["last"] == int(os.environ["KILL_AT"]):
             os.kill(os.getpid(), signal.SIGKILL)
 os.replace = replace
+from kglnet.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+# Run as `python -c SIGNAL_AT_STEP kglnet-args...`: kglnet train, sent the signal named SIGNAL by
+# itself just after its SIGNAL_AT-th training step (SIGNAL_AT=0: during the first validation).
+SIGNAL_AT_STEP = r"""
+import os, signal, sys
+import kglnet.step, kglnet.train
+real_step, real_validate, steps = kglnet.step.TrainStep.__call__, kglnet.train.validate, {"n": 0}
+def send():
+    os.kill(os.getpid(), getattr(signal, os.environ["SIGNAL"]))
+def step(self, *args, **kwargs):
+    out = real_step(self, *args, **kwargs)
+    steps["n"] += 1
+    if steps["n"] == int(os.environ["SIGNAL_AT"]):
+        send()
+    return out
+def validate(*args, **kwargs):
+    if int(os.environ["SIGNAL_AT"]) == 0:
+        os.environ["SIGNAL_AT"] = "-1"
+        send()
+    return real_validate(*args, **kwargs)
+kglnet.step.TrainStep.__call__ = step
+kglnet.train.validate = validate
 from kglnet.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -144,9 +171,58 @@ def _kill_after_a_write_inside_an_epoch(data, out, fault) -> None:
     fault.note("killed after last.pt was written inside epoch 2 (after step 2 of 3); the rerun continues at step 3")
 
 
+def _signal_at(sig: str, at: int, expected_state: tuple, message: str):
+    """Row: ``sig`` after training step ``at`` (0: while epoch 1 is scored); exit status 128 +
+    signal, last.pt holding (epoch, partial epoch, partial step) = ``expected_state``."""
+
+    def row(data, out, fault) -> None:
+        argv = [sys.executable, "-c", SIGNAL_AT_STEP] + _argv(data, out)[1:]
+        proc = subprocess.run(argv, env=subprocess_env(SIGNAL=sig, SIGNAL_AT=str(at)), capture_output=True,
+                              text=True, timeout=TIMEOUT)
+        assert proc.returncode == 128 + getattr(signal, sig), proc.stderr
+        assert f"kglnet train: stopped by {sig} {message}; wrote {out / 'last.pt'}" in proc.stderr, proc.stderr
+        assert f"stopped by {sig} {message}" in (out / "train.log").read_text()  # the run's own log says so too
+        state = read_checkpoint(out / "last.pt")
+        partial = state.get("partial") or {}
+        assert (state["epoch"], partial.get("epoch"), partial.get("step")) == expected_state
+        fault.note(f"{sig} after step {at}: {message}, last.pt written there")
+
+    return row
+
+
+def _sigterm_from_outside(data, out, fault) -> None:
+    """SIGTERM from another process at a random moment of epoch 2 (a batch scheduler's time limit)."""
+    stderr = out.parent / "stopped.stderr"
+    with open(stderr, "w") as err:
+        proc = subprocess.Popen(_argv(data, out), env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (out / "last.pt").exists():
+            assert proc.poll() is None, f"training ended before last.pt appeared: {stderr.read_text()}"
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        time.sleep(random.uniform(0.0, 0.05))
+        assert proc.poll() is None, "training finished before it could be stopped"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, stderr.read_text()
+    assert "stopped by SIGTERM" in stderr.read_text()
+    fault.note(stderr.read_text().strip().splitlines()[-1])
+
+
 ROWS = {"sigkill-after-epoch1-random-step": _kill_after_first_checkpoint,
         "sigkill-while-writing-last-pt": _kill_while_saving,
-        "sigkill-after-a-write-inside-an-epoch": _kill_after_a_write_inside_an_epoch}
+        "sigkill-after-a-write-inside-an-epoch": _kill_after_a_write_inside_an_epoch,
+        "sigterm-inside-an-epoch": _signal_at("SIGTERM", 5, (1, 2, 2), "inside epoch 2 after step 2 of 3"),
+        "sigint-after-an-epochs-last-step": _signal_at("SIGINT", 3, (0, 1, 3), "inside epoch 1 after step 3 of 3"),
+        "sigterm-while-an-epoch-is-scored": _signal_at("SIGTERM", 0, (0, 1, 3), "inside epoch 1 after step 3 of 3, "
+                                                                                "before its scoring ended"),
+        "sigterm-from-outside-random-moment": _sigterm_from_outside}
 #: the command's extra arguments of a row, for the killed run and its rerun alike
 EXTRA = {"sigkill-after-a-write-inside-an-epoch": EVERY_STEP}
 
@@ -180,6 +256,6 @@ def test_sigkill_then_rerun_ends_where_an_uninterrupted_run_ends(name, fault, mi
     lost += temp_files(out)  # a half-written file left in the run folder after the rerun
     fault.lost(len(lost), lost)
     assert "resuming from" in log, log
-    if name in EXTRA:
+    if name in EXTRA or name == "sigterm-inside-an-epoch":
         assert "inside epoch 2, after step 2" in log, log
     assert lost == []
