@@ -245,7 +245,7 @@ class ScoringInterrupted(BaseException):
 def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
     """Within the block, the first of ``signals`` sets the yielded :class:`StopRequest` instead of
     ending the process, so that :func:`train` can write ``last.pt`` first (a batch scheduler's
-    SIGTERM before its kill, Snakemake stopping its jobs, Ctrl-C); a second signal gets the
+    SIGTERM before its kill; Ctrl-C in a terminal, which reaches Snakemake's jobs too); a second signal gets the
     handlers that were there before (the default: end now). Outside the main thread, where Python
     cannot install handlers, the request is never set."""
     request = StopRequest()
@@ -655,5 +655,5 @@ def _stopped_message(signum: int, last_path: Path, where: str) -> str:
     return message
 
 
-__all__ = ["LR_SCHEDULES", "ScoringInterrupted", "StopRequest", "TrainConfig", "TrainingDiverged", "TrainingStopped", "create_seeded_model", "lr_factor", "model_fingerprint",
-           "stop_on_signals", "train", "validate"]
+__all__ = ["LR_SCHEDULES", "ScoringInterrupted", "StopRequest", "TrainConfig", "TrainingDiverged", "TrainingStopped",
+           "create_seeded_model", "lr_factor", "model_fingerprint", "stop_on_signals", "train", "validate"]
