@@ -535,6 +535,11 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             model_fingerprint=fingerprint, **meta(completed_epoch), **extra,
         )
 
+    def save_inside_epoch(epoch: int, step: int, train_seconds: float) -> None:
+        """last.pt after ``step`` of ``epoch``: a resumed run goes on at step + 1 of that epoch."""
+        save_last(epoch - 1, {"epoch": epoch, "step": step, "step_state": train_step.epoch_state(),
+                              "train_seconds": train_seconds})
+
     def stop_if_diverged(epoch: int) -> None:
         # A host synchronisation: the first non-finite loss, if any, stops the run before anything
         # of this epoch is saved (last.pt stays the last good state).
@@ -570,8 +575,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             if cfg.checkpoint_minutes and step < len(bounds) \
                     and time.monotonic() - last_written >= 60 * cfg.checkpoint_minutes:
                 stop_if_diverged(epoch)
-                save_last(epoch - 1, {"epoch": epoch, "step": step, "step_state": train_step.epoch_state(),
-                                      "train_seconds": earlier_seconds + time.perf_counter() - t0})
+                save_inside_epoch(epoch, step, earlier_seconds + time.perf_counter() - t0)
                 last_written = time.monotonic()
                 log.info("epoch %d: wrote %s after step %d of %d", epoch, last_path, step, len(bounds))
             if stop is not None and stop.signum is not None:
@@ -579,8 +583,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
                 # no step of this epoch and goes on to its scoring.
                 stop_if_diverged(epoch)
                 bar.close()
-                save_last(epoch - 1, {"epoch": epoch, "step": step, "step_state": train_step.epoch_state(),
-                                      "train_seconds": earlier_seconds + time.perf_counter() - t0})
+                save_inside_epoch(epoch, step, earlier_seconds + time.perf_counter() - t0)
                 raise TrainingStopped(_stopped_message(stop.signum, last_path, f"inside epoch {epoch} after step "
                                                                                 f"{step} of {len(bounds)}"), stop.signum)
         bar.close()
@@ -596,8 +599,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             val = score(val_set)
             tests = {name: score(pairs) for name, (_, pairs) in monitored.items()}
         except ScoringInterrupted:
-            save_last(epoch - 1, {"epoch": epoch, "step": len(bounds), "step_state": train_step.epoch_state(),
-                                  "train_seconds": train_seconds})
+            save_inside_epoch(epoch, len(bounds), train_seconds)
             raise TrainingStopped(_stopped_message(stop.signum, last_path, f"inside epoch {epoch} after step "
                                                    f"{len(bounds)} of {len(bounds)}, before its scoring ended"),
                                   stop.signum) from None
