@@ -540,6 +540,13 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
         save_last(epoch - 1, {"epoch": epoch, "step": step, "step_state": train_step.epoch_state(),
                               "train_seconds": train_seconds})
 
+    def stopped_inside_epoch(signum: int, epoch: int, step: int, steps: int, train_seconds: float,
+                             when: str = "") -> TrainingStopped:
+        """Save last.pt after ``step`` of ``epoch`` and return the exception that says so."""
+        save_inside_epoch(epoch, step, train_seconds)
+        where = f"inside epoch {epoch} after step {step} of {steps}{when}"
+        return TrainingStopped(_stopped_message(signum, last_path, where), signum)
+
     def stop_if_diverged(epoch: int) -> None:
         # A host synchronisation: the first non-finite loss, if any, stops the run before anything
         # of this epoch is saved (last.pt stays the last good state).
@@ -583,9 +590,8 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
                 # no step of this epoch and goes on to its scoring.
                 stop_if_diverged(epoch)
                 bar.close()
-                save_inside_epoch(epoch, step, earlier_seconds + time.perf_counter() - t0)
-                raise TrainingStopped(_stopped_message(stop.signum, last_path, f"inside epoch {epoch} after step "
-                                                                                f"{step} of {len(bounds)}"), stop.signum)
+                raise stopped_inside_epoch(stop.signum, epoch, step, len(bounds),
+                                           earlier_seconds + time.perf_counter() - t0)
         bar.close()
         stop_if_diverged(epoch)
         train_seconds = earlier_seconds + time.perf_counter() - t0
@@ -599,10 +605,8 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
             val = score(val_set)
             tests = {name: score(pairs) for name, (_, pairs) in monitored.items()}
         except ScoringInterrupted:
-            save_inside_epoch(epoch, len(bounds), train_seconds)
-            raise TrainingStopped(_stopped_message(stop.signum, last_path, f"inside epoch {epoch} after step "
-                                                   f"{len(bounds)} of {len(bounds)}, before its scoring ended"),
-                                  stop.signum) from None
+            raise stopped_inside_epoch(stop.signum, epoch, len(bounds), len(bounds), train_seconds,
+                                       ", before its scoring ended") from None
         finally:
             if stop is not None:
                 stop.interruptible = False
