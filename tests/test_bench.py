@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from kglnet.bench import BenchConfig, ReferenceKGLNet, full_schedule_minutes, run_benchmark
+from kglnet.bench import (BenchConfig, ReferenceKGLNet, full_schedule_minutes, kernel_category, profile_steps,
+                          run_benchmark)
 from kglnet.cli import main
 from kglnet.models import create_model
 
@@ -119,3 +120,45 @@ def test_flops_per_pair_match_a_count_of_the_layers():
         model(torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64))
     assert flops["eval"] == pytest.approx(sum(counted) / 2, rel=0.02)
     assert 2.5 < flops["train"] / flops["eval"] < 3.5  # backward costs about twice the forward pass
+
+
+@pytest.mark.parametrize("name, category", [
+    ("sm90_xmma_wgrad_implicit_gemm_indexed_bf16bf16_bf16f32_f32_nhwckrsc_nhwc", "convolution, weight gradient"),
+    ("sm90_xmma_dgrad_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nchw", "convolution, input gradient"),
+    ("sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc", "convolution, forward"),
+    ("triton_poi_fused_convolution_backward_native_layer_norm_3", "inductor (fused)"),
+    ("aten::convolution_backward", "convolution, backward"),
+    ("aten::mkldnn_convolution", "convolution, forward"),
+    ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64", "matrix product"),
+    ("Memcpy DtoD (Device -> Device)", "copy or fill"),
+    ("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>", "optimizer"),
+    ("void at::native::reduce_kernel<512, 1>", "reduction"),
+    ("void at::native::vectorized_elementwise_kernel<4, GeluFunctor>", "other"),
+])
+def test_kernel_categories(name, category):
+    """--profile's categories: Inductor's kernels first (their names list the operators they fused,
+    convolutions too), then cuDNN's convolution kernels by direction, then the rest."""
+    assert kernel_category(name) == category
+
+
+def test_profile_splits_the_step_by_operator_on_the_cpu(tmp_path):
+    """--profile: the project's steps under torch.profiler; on the CPU the entries are operators on
+    the host's clock, sorted, the categories add up to the total, and both convolution directions show."""
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--out", str(out), "--batch-size", "4", "--steps", "2", "--warmup", "1", "--eval-pairs", "4",
+                 "--eval-batch-size", "4", "--no-reference", "--no-fp32", "--profile"]) == 0
+    prof = json.loads(out.read_text())["train_profile"]
+    assert prof["clock"] == "host" and prof["steps"] == 2 and prof["total_ms_per_step"] > 0
+    assert sum(prof["by_category_ms_per_step"].values()) == pytest.approx(prof["total_ms_per_step"])
+    top = prof["top"]
+    assert 0 < len(top) <= 25 and all(row["category"] == kernel_category(row["name"]) for row in top)
+    assert [row["ms_per_step"] for row in top] == sorted((row["ms_per_step"] for row in top), reverse=True)
+    assert sum(row["share"] for row in top) <= 1 + 1e-9
+    # at 4 pairs per batch elementwise work weighs as much as the convolutions; both directions show
+    assert prof["by_category_ms_per_step"]["convolution, forward"] > 0
+    assert prof["by_category_ms_per_step"]["convolution, backward"] > 0
+
+
+def test_profile_needs_a_step():
+    with pytest.raises(ValueError, match="steps >= 1, got 0"):
+        profile_steps(lambda k: None, 0, torch.device("cpu"))

@@ -73,6 +73,7 @@ class BenchConfig:
     compile: str = "none"
     fused_optimizer: bool = False  # the project path's optimiser in its fused implementation
     phases: bool = False           # also time each phase of the project's step (train_phases_ms)
+    profile: bool = False          # also profile the project's steps kernel by kernel (train_profile)
     reference: bool = True
     fp32_project: bool = True     # also time the project path with the exact fp32 switches
     seed: int = 0
@@ -156,11 +157,73 @@ class PhaseTimer:
         return {"host": {k: v / steps for k, v in host.items()}, "device": {k: v / steps for k, v in dev.items()}}
 
 
+#: Kernel-name fragments -> what the kernel does, first match wins. Inductor's kernels start with
+#: ``triton_`` (and name the operators they fused, convolutions included, hence first); cuDNN and
+#: CUTLASS name their convolution kernels by direction (fprop / dgrad / wgrad); on a CPU the
+#: entries are operators (``aten::convolution_backward``); the rest are PyTorch's own kernels.
+KERNEL_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("inductor (fused)", ("triton",)),
+    ("convolution, weight gradient", ("wgrad",)),
+    ("convolution, input gradient", ("dgrad",)),
+    ("convolution, backward", ("convolution_backward",)),
+    ("convolution, forward", ("fprop", "conv")),
+    ("matrix product", ("gemm", "matmul")),
+    ("copy or fill", ("memcpy", "memset", "copy")),
+    ("optimizer", ("adam", "sgd")),
+    ("reduction", ("reduce",)),
+)
+
+
+def kernel_category(name: str) -> str:
+    """What a kernel (or, on a CPU, an operator) named ``name`` does: see :data:`KERNEL_CATEGORIES`."""
+    lower = name.lower()
+    return next((cat for cat, parts in KERNEL_CATEGORIES if any(p in lower for p in parts)), "other")
+
+
+def profile_steps(run, steps: int, device: torch.device, top: int = 25) -> dict[str, Any]:
+    """Where ``steps`` training steps spend their time, kernel by kernel (``torch.profiler``).
+
+    ``run(k)`` runs k steps. On a GPU the entries are the kernels, copies and fills the GPU ran
+    (their own time on the GPU's clock; with CUDA graphs, the kernels the graphs replay, as far as
+    the profiler sees them); on a CPU, the operators (their self time on the host). Returns
+    ``{"clock", "steps", "total_ms_per_step", "by_category_ms_per_step", "top"}`` with ``top`` the
+    ``top`` longest entries: name (cut at 160 characters), category, ms and calls per step, share
+    of the total."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    if steps < 1:
+        raise ValueError(f"profile_steps needs steps >= 1, got {steps}")
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        run(steps)
+        _sync(device)
+    events = prof.key_averages()
+    if cuda:
+        # kernel events only: an operator's device time repeats the time of the kernels it launched
+        timed = [(e.key, e.count, e.self_device_time_total) for e in events if e.device_type == DeviceType.CUDA]
+    else:
+        timed = [(e.key, e.count, e.self_cpu_time_total) for e in events]
+    timed = [t for t in timed if t[2] > 0]
+    total_us = sum(t[2] for t in timed)
+    by_category: dict[str, float] = {}
+    for name, _, us in timed:
+        cat = kernel_category(name)
+        by_category[cat] = by_category.get(cat, 0.0) + us / 1000 / steps
+    rows = [{"name": name[:160], "category": kernel_category(name), "ms_per_step": us / 1000 / steps,
+             "calls_per_step": count / steps, "share": us / total_us}
+            for name, count, us in sorted(timed, key=lambda t: -t[2])[:top]]
+    return {"clock": "device" if cuda else "host", "steps": steps, "total_ms_per_step": total_us / 1000 / steps,
+            "by_category_ms_per_step": dict(sorted(by_category.items(), key=lambda kv: -kv[1])), "top": rows}
+
+
 def time_project_training(cfg: BenchConfig, device: torch.device, vis: np.ndarray, other: np.ndarray,
                           precision: str, channels_last: bool, compile: str, fused_optimizer: bool = False,
-                          phases: bool = False) -> dict[str, Any]:
+                          phases: bool = False, profile: bool = False) -> dict[str, Any]:
     """Pairs/s of the training loop's step, end to end from device-resident uint8 patches; with
-    ``phases``, then ``cfg.steps`` more steps timed phase by phase (:class:`PhaseTimer`)."""
+    ``phases``, then ``cfg.steps`` more steps timed phase by phase (:class:`PhaseTimer`); with
+    ``profile``, then ``cfg.steps`` more steps under the profiler (:func:`profile_steps`)."""
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model).to(device).train()
     step = TrainStep(model, _make_optimizer(model, fused_optimizer, cfg.model),
@@ -202,6 +265,9 @@ def time_project_training(cfg: BenchConfig, device: torch.device, vis: np.ndarra
         step.phase_timer = timer
         run(cfg.steps, timer)
         out["phases_ms"] = timer.summary()
+        step.phase_timer = None
+    if profile:
+        out["profile"] = profile_steps(run, cfg.steps, device)
     return out
 
 
@@ -351,7 +417,7 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
     progress(f"{cfg.model}: project training ({cfg.precision}, channels_last={cfg.channels_last}, compile={cfg.compile}, "
              f"fused_optimizer={cfg.fused_optimizer})")
     fast = time_project_training(cfg, device, vis[:n_train], other[:n_train], cfg.precision, cfg.channels_last,
-                                 cfg.compile, cfg.fused_optimizer, cfg.phases)
+                                 cfg.compile, cfg.fused_optimizer, cfg.phases, cfg.profile)
     record["train_pairs_per_s"] = fast["pairs_per_s"]
     record["train_step_ms"] = fast["step_ms"]
     record["train_warmup_s"] = fast["warmup_s"]
@@ -359,6 +425,8 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
     record["peak_memory_reserved_gb"] = fast.get("peak_memory_reserved_gb")
     if cfg.phases:
         record["train_phases_ms"] = fast["phases_ms"]
+    if cfg.profile:
+        record["train_profile"] = fast["profile"]
     if cfg.fp32_project:
         progress("project training, exact fp32 path")
         exact = time_project_training(cfg, device, vis[:n_train], other[:n_train], "fp32", False, "none")
@@ -385,6 +453,7 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
     return record
 
 
-__all__ = ["BenchConfig", "PAPER_SCHEDULE", "PhaseTimer", "ReferenceKGLNet", "flops_per_pair", "full_schedule_minutes", "run_benchmark",
+__all__ = ["BenchConfig", "KERNEL_CATEGORIES", "PAPER_SCHEDULE", "PhaseTimer", "ReferenceKGLNet", "flops_per_pair",
+           "full_schedule_minutes", "kernel_category", "profile_steps", "run_benchmark",
            "time_project_training", "time_reference_training", "time_project_evaluation",
            "time_reference_evaluation"]

@@ -214,7 +214,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cfg = BenchConfig(device=args.device, model=args.model, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
                       eval_pairs=args.eval_pairs, eval_batch_size=args.eval_batch_size, precision=args.precision,
                       channels_last=not args.no_channels_last, compile=args.compile,
-                      fused_optimizer=args.fused_optimizer, phases=args.phases, reference=not args.no_reference, fp32_project=not args.no_fp32, threads=args.threads,
+                      fused_optimizer=args.fused_optimizer, phases=args.phases, profile=args.profile, reference=not args.no_reference, fp32_project=not args.no_fp32, threads=args.threads,
                       schedule=dict(args.schedule))
     record = run_benchmark(cfg, progress=lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
     if args.out:
@@ -392,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phases", action="store_true",
                    help="also time each phase of the project's step (draw, forward, backward, optimizer, "
                         "bookkeeping): train_phases_ms")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile the project's steps kernel by kernel (on a GPU: the kernels it ran, "
+                        "by category and the longest): train_profile")
     p.add_argument("--no-reference", action="store_true", help="skip the reference path")
     p.add_argument("--no-fp32", action="store_true", help="skip the project's exact fp32 path")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
