@@ -116,11 +116,12 @@ def test_runner_keeps_to_its_budget_and_reports_only_what_this_run_made(tmp_path
     names, status, table = run_ci_plan(project, out, [], "--budget", "1", "--reserve", "0",
                                        "--keep-checkpoint", "ci:checkpoints/ci/kglnet/seed0/best.pt",
                                        # a named bench variant with its own flags, CPU-sized
-                                       "--bench-variant", "fused=--device cpu --fused-optimizer --phases --no-reference",
+                                       "--bench-variant", "fused=--device cpu --fused-optimizer --phases --no-reference --eval-batch-size 3",
                                        "--bench-batch", "2", "--bench-steps", "1", "--bench-warmup", "0",
                                        "--bench-eval-pairs", "4")
     bench = json.loads((out / "bench" / "bench_fused.json").read_text())
     assert bench["config"]["fused_optimizer"] is True and "train_phases_ms" in bench
+    assert bench["config"]["eval_batch_size"] == 3  # the variant's flags override the shared 2,048
     assert any(n.endswith("bench_fused.json") for n in names)
     assert sorted(status["skipped_training"]) == ["ci:train/dataset=ci/model=hardnet/seed=0",
                                                   "ci:train/dataset=ci/model=kglnet/seed=0"]

@@ -260,7 +260,8 @@ def main() -> int:
     ap.add_argument("--bench-batch", type=int, default=256)
     ap.add_argument("--bench-warmup", type=int, default=5)
     ap.add_argument("--bench-variant", action="append", default=[], metavar="NAME=FLAGS",
-                    help="one more `kglnet bench` run, named NAME, with these extra flags (repeatable), "
+                    help="one more `kglnet bench` run, named NAME, with these extra flags (repeatable; they come "
+                         "last, so they override the shared --bench-* settings), "
                          "e.g. ro-fused='--compile reduce-overhead --fused-optimizer --phases'")
     ap.add_argument("--keep-checkpoint", nargs="*", default=[], help="PLAN:PATH of checkpoints to bring back")
     ap.add_argument("--reuse", action="append", default=[], metavar="PLAN:DIR",
@@ -323,9 +324,11 @@ def main() -> int:
         variants.append((name, shlex.split(flags)))
     for name, flags in variants:
         target = bench_dir / f"bench_{name}.json"
-        cmd = [sys.executable, "-m", "kglnet", "bench", "--out", str(target), *flags,
+        # the variant's flags last: argparse keeps an option's last value, so a variant can
+        # override the shared settings (e.g. --eval-batch-size 8192)
+        cmd = [sys.executable, "-m", "kglnet", "bench", "--out", str(target),
                "--steps", str(args.bench_steps), "--warmup", str(args.bench_warmup), "--batch-size", str(args.bench_batch),
-               "--eval-pairs", str(args.bench_eval_pairs), "--eval-batch-size", "2048"]
+               "--eval-pairs", str(args.bench_eval_pairs), "--eval-batch-size", "2048", *flags]
         t = time.monotonic()
         with open(bench_dir / f"bench_{name}.log", "w") as f:
             proc = spawn(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
