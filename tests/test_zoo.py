@@ -21,6 +21,20 @@ def test_every_zoo_method_is_a_registered_model_with_a_known_objective():
         assert model.input_size in (32, 64), name
 
 
+def test_entries_take_the_fast_path_switches_but_not_compilation_or_the_fused_optimiser():
+    """A GPU config's KGL-Net entry (config/gpu.yaml) gives the baselines its bf16 autocast,
+    channels_last and checkpoint cadence; compilation and the fused optimiser stay KGL-Net's."""
+    fast = dict(BASE, precision="bf16", channels_last=True, compile="reduce-overhead", fused_optimizer=True,
+                checkpoint_every=10)
+    entries = zoo_entries(fast)
+    for name, entry in entries.items():
+        assert (entry["precision"], entry["channels_last"], entry["checkpoint_every"]) == ("bf16", True, 10), name
+        assert "compile" not in entry and "fused_optimizer" not in entry, name
+        TrainConfig.from_dict({k: v for k, v in entry.items() if k not in ("label", "seeds", "paper_method")})
+    # without the switches (the CPU configs) the entries are as before: the exact fp32 path
+    assert all("precision" not in e and "channels_last" not in e for e in zoo_entries(BASE).values())
+
+
 def test_entries_share_the_schedule_and_carry_their_own_optimiser():
     entries = zoo_entries(BASE)
     assert set(entries) == set(ZOO)

@@ -97,13 +97,19 @@ NOT_BUILT: dict[str, str] = {
               "mean inventing the network"),
 }
 
-_SHARED = ("epochs", "batch_size", "augment", "seeds", "eval_batch_size")
+# What a zoo entry takes from KGL-Net's: the schedule, and the loop's numeric switches (bf16
+# autocast, channels_last) and checkpoint cadence, so a GPU config's fast path covers the baselines
+# too. Not compilation (60-100 s per run, more than a small baseline's whole run on a GPU) and not
+# the fused optimiser (PyTorch has none for Nadam, FIL-Net's and SCFDM's optimiser).
+_SHARED = ("epochs", "batch_size", "augment", "seeds", "eval_batch_size", "precision", "channels_last",
+           "checkpoint_every")
 
 
 def zoo_entries(base: dict, names: list[str] | None = None) -> dict[str, dict]:
     """Workflow model entries of the zoo (all, or those in ``names``), sharing ``base``'s
-    (KGL-Net's) epochs, batch size, augmentation and seeds, with each method's architecture,
-    objective and optimiser settings. An unknown name is an error listing the known ones."""
+    (KGL-Net's) epochs, batch size, augmentation, seeds, precision and memory layout, with each
+    method's architecture, objective and optimiser settings. An unknown name is an error listing
+    the known ones."""
     unknown = sorted(set(names or ()) - set(ZOO))
     if unknown:
         raise ValueError(f"zoo: unknown method(s) {', '.join(unknown)}; known: {', '.join(ZOO)}")
