@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from kglnet.bench import (BenchConfig, ReferenceKGLNet, full_schedule_minutes, kernel_category, profile_steps,
-                          run_benchmark)
+from kglnet.bench import (SPEC_REFERENCE_AUGMENT_MS, BenchConfig, ReferenceKGLNet, full_schedule_minutes,
+                          kernel_category, profile_steps, run_benchmark)
 from kglnet.cli import main
 from kglnet.models import create_model
 
@@ -54,6 +54,13 @@ def test_cpu_benchmark_record_has_the_issue_keys(tmp_path, capsys):
     assert all(record[k] > 0 for k in ("train_pairs_per_s", "reference_train_pairs_per_s", "eval_pairs_per_s"))
     assert record["full_schedule_minutes"]["schedule"]["visnir"] == {"pairs_per_epoch": 1000, "epochs": 10}
     assert json.loads(capsys.readouterr().out)["train_pairs_per_s"] == record["train_pairs_per_s"]
+    # the end-to-end rate with the reference's own augmentation cost (SPEC 10: 122.7 ms per 256
+    # pairs) in place of the re-enactment's: per pair, the step's time plus 122.7 / 256 ms
+    per_pair = 1 / record["reference_train_step_only_pairs_per_s"] + SPEC_REFERENCE_AUGMENT_MS / 1000 / 256
+    assert record["reference_train_pairs_per_s_spec_augment"] == pytest.approx(1 / per_pair)
+    assert record["train_speedup_spec_augment"] == pytest.approx(
+        record["train_pairs_per_s"] / record["reference_train_pairs_per_s_spec_augment"])
+    assert "OpenCV" in record["reference_augment"] and record["reference_augment_ms_per_batch"] > 0
 
 
 def test_phase_breakdown_covers_the_step(tmp_path):

@@ -220,7 +220,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.out:
         atomic_write_json(args.out, record)
     keys = ("device", "train_pairs_per_s", "fp32_train_pairs_per_s", "reference_train_pairs_per_s",
-            "train_speedup", "eval_pairs_per_s", "reference_eval_pairs_per_s", "peak_memory_gb")
+            "train_speedup", "reference_train_pairs_per_s_spec_augment", "train_speedup_spec_augment",
+            "eval_pairs_per_s", "reference_eval_pairs_per_s", "peak_memory_gb")
     print(json.dumps({k: record.get(k) for k in keys}, indent=1))
     return 0
 
