@@ -7,7 +7,7 @@ The reference path behaves like the authors' code, built from this project's mod
   (:class:`ReferenceKGLNet`, same weights as KGL-Net; the reference's first defect of SPEC 9);
 - augmentation on the CPU, one pair at a time in uint8 with OpenCV and NumPy
   (:class:`kglnet.reference_augment.ReferenceCPUAugmenter`; the reference augmented patch by patch
-  with a CPU library, imgaug, at 122.7 ms per batch on one core, SPEC 10: this re-enactment does
+  with a CPU image library at 122.7 ms per batch on one core, SPEC 10: this re-enactment does
   the same operations without the library's overhead, so it is the faster of the two and the
   speed-ups against it are the conservative ones), then the batch is copied to the device;
 - fp32 eager forward, loss and backward, PyTorch's default Adam;

@@ -1,8 +1,9 @@
 """The reference's augmentation as it ran: on the CPU, one patch at a time, in uint8 (SPEC 4, 10).
 
 ``kglnet bench`` times the reference's training end to end, and the reference augmented on the
-CPU with an image library (imgaug, which no longer installs with current NumPy; SPEC 4) at 122.7 ms
-per 256-pair batch on one core of an H200 machine (SPEC 10). This module re-enacts that cost with
+CPU with an image library that no longer installs with current NumPy (SPEC 4; the SPEC does not
+name it, its terms -- augmenters, crop-or-pad -- are imgaug's) at 122.7 ms per 256-pair batch on
+one core of an H200 machine (SPEC 10). This module re-enacts that cost with
 the same operations done the way such a library does them: per patch, in a Python loop, with
 OpenCV and NumPy on uint8 arrays, rounding and clipping to uint8 after every operation.
 
