@@ -32,10 +32,10 @@ def test_batch_keeps_shape_dtype_and_input_and_repeats_with_the_seed():
 
 
 def test_shared_change_keeps_the_pair_aligned_and_is_dihedral():
-    """With the jitter switched off, both patches get the same flip/rotation: one of the 8
+    """With the jitter switched off (its unchecked inner step), both patches get the same flip/rotation: one of the 8
     elements of the dihedral group, and over many pairs all 8 occur."""
     aug = ReferenceCPUAugmenter(seed=0)
-    aug.jitter = lambda p: p
+    aug._jitter = lambda p: p
     patch = _patches(1)[0][0]
     seen = set()
     for _ in range(400):

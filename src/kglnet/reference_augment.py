@@ -106,6 +106,9 @@ class ReferenceCPUAugmenter:
     def jitter(self, patch: np.ndarray) -> np.ndarray:
         """0-2 jitter operations drawn for this patch alone, in :data:`JITTER_OPS` order."""
         _check(patch, "patch", 2)
+        return self._jitter(patch)
+
+    def _jitter(self, patch: np.ndarray) -> np.ndarray:
         for name in self._draw(JITTER_OPS):
             patch = getattr(self, name)(patch)
         return patch
@@ -115,7 +118,11 @@ class ReferenceCPUAugmenter:
         _check(other, "other", 2)
         if vis.shape != other.shape:
             raise ValueError(f"vis and other patches differ in shape: {vis.shape} vs {other.shape}")
-        vis, other = self.jitter(vis), self.jitter(other)
+        return self._pair(vis, other)
+
+    def _pair(self, vis: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # unchecked: batch() checks the whole batch once, not every pair inside the timed loop
+        vis, other = self._jitter(vis), self._jitter(other)
         for name in self._draw(SHARED_OPS):  # the same change for both patches keeps the pair aligned
             if name == "hflip":
                 vis, other = vis[:, ::-1], other[:, ::-1]
@@ -136,5 +143,5 @@ class ReferenceCPUAugmenter:
             raise ValueError(f"patches must be square (a rotation by 90 degrees keeps their shape); got {vis.shape[1:]}")
         out_vis, out_other = np.empty_like(vis), np.empty_like(other)
         for i in range(len(vis)):
-            out_vis[i], out_other[i] = self(vis[i], other[i])
+            out_vis[i], out_other[i] = self._pair(vis[i], other[i])
         return out_vis, out_other
