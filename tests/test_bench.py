@@ -68,8 +68,10 @@ def test_phase_breakdown_covers_the_step(tmp_path):
     the phases add up to about the step's time."""
     out = tmp_path / "bench.json"
     assert main(["bench", "--out", str(out), "--batch-size", "4", "--steps", "2", "--warmup", "1", "--eval-pairs", "4",
-                 "--eval-batch-size", "4", "--no-reference", "--no-fp32", "--phases", "--fused-optimizer"]) == 0
+                 "--eval-batch-size", "4", "--no-reference", "--no-fp32", "--phases", "--fused-optimizer",
+                 "--one-pass-shared-stack"]) == 0
     record = json.loads(out.read_text())
+    assert record["config"]["one_pass_shared_stack"] is True
     phases = record["train_phases_ms"]
     assert set(phases["host"]) == {"draw", "forward", "backward", "optimizer", "bookkeeping"}
     assert phases["device"] == phases["host"] and all(v > 0 for v in phases["host"].values())
@@ -169,3 +171,11 @@ def test_profile_splits_the_step_by_operator_on_the_cpu(tmp_path):
 def test_profile_needs_a_step():
     with pytest.raises(ValueError, match="steps >= 1, got 0"):
         profile_steps(lambda k: None, 0, torch.device("cpu"))
+
+
+def test_one_pass_shared_stack_is_refused_for_a_model_without_shared_layers(tmp_path, capsys):
+    assert main(["bench", "--model", "tfeat", "--out", str(tmp_path / "b.json"), "--batch-size", "4", "--steps", "1",
+                 "--warmup", "0", "--eval-pairs", "4", "--eval-batch-size", "4", "--no-fp32",
+                 "--one-pass-shared-stack"]) != 0
+    assert "--one-pass-shared-stack needs KGL-Net or one of its variants; got model 'tfeat'" in capsys.readouterr().err
+    assert not (tmp_path / "b.json").exists()

@@ -317,6 +317,16 @@ def test_nadam_is_keras_nadam_and_unknown_optimizers_are_named():
     assert sgd.defaults["fused"] is True
 
 
+def test_one_pass_shared_stack_is_for_kglnet_and_its_variants_only():
+    assert TrainConfig(one_pass_shared_stack=True).one_pass_shared_stack is True
+    assert TrainConfig(model="kglnet_shared_lowlevel", one_pass_shared_stack=True).one_pass_shared_stack is True
+    with pytest.raises(ValueError, match="one_pass_shared_stack needs a model with shared descriptor layers .* "
+                                         "got model 'hardnet'"):
+        TrainConfig(model="hardnet", one_pass_shared_stack=True)
+    with pytest.raises(ValueError, match="one_pass_shared_stack must be true or false; got 1"):
+        TrainConfig(one_pass_shared_stack=1)
+
+
 def test_checkpoint_errors_name_the_file(tmp_path):
     missing = tmp_path / "missing.pt"
     with pytest.raises(CheckpointError, match="missing.pt: checkpoint file does not exist"):
@@ -395,7 +405,7 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
     legacy = dataclasses.asdict(TrainConfig())
     for k in ("epochs", "device", "eval_batch_size", "threads", "checkpoint_every", "checkpoint_minutes", "select_on", "weight_decay", "momentum",
               "dampening", "precision", "channels_last", "compile", "lr_schedule", "lr_decay", "lr_step_epochs",
-              "lr_step_gamma", "fused_optimizer"):
+              "lr_step_gamma", "fused_optimizer", "one_pass_shared_stack"):
         legacy.pop(k)
     for k in ("triplet_weight", "bce_weight", "feature_weight", "negatives"):
         legacy["loss"].pop(k)
@@ -405,9 +415,10 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
                     {"loss": {"feature_weight": 0.0}}, {"loss": {"negatives": "random"}}, {"loss": {"norm_weight": 0.0}},
                     {"model": "kglnet_shared_lowlevel"}, {"weight_decay": 1e-4}, {"momentum": 0.5},
                     {"precision": "bf16"}, {"channels_last": True}, {"compile": "default"},
-                    {"dampening": 0.9}, {"lr_schedule": "linear"}, {"fused_optimizer": True}):
+                    {"dampening": 0.9}, {"lr_schedule": "linear"}, {"fused_optimizer": True},
+                    {"one_pass_shared_stack": True}):
         keys.add(TrainConfig.from_dict(changed).resume_key())
-    assert len(keys) == 16
+    assert len(keys) == 17
 
 
 def test_model_fingerprint_sees_seed_initialisation_and_objective(monkeypatch):

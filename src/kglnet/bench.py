@@ -41,7 +41,7 @@ import torch
 from . import __version__
 from .augment import PairAugmentation
 from .inference import resolve_device, score_pairs
-from .models import KGLNet, count_parameters, create_model, list_models
+from .models import KGLNet, count_parameters, create_model, list_models, model_factory
 from .reference_augment import ReferenceCPUAugmenter
 from .step import TrainStep, prepare_model
 
@@ -80,6 +80,7 @@ class BenchConfig:
     channels_last: bool = True
     compile: str = "none"
     fused_optimizer: bool = False  # the project path's optimiser in its fused implementation
+    one_pass_shared_stack: bool = False  # project path: KGL-Net's shared descriptor layers once on both batches
     phases: bool = False           # also time each phase of the project's step (train_phases_ms)
     profile: bool = False          # also profile the project's steps kernel by kernel (train_profile)
     reference: bool = True
@@ -228,7 +229,8 @@ def profile_steps(run, steps: int, device: torch.device, top: int = 25) -> dict[
 
 def time_project_training(cfg: BenchConfig, device: torch.device, vis: np.ndarray, other: np.ndarray,
                           precision: str, channels_last: bool, compile: str, fused_optimizer: bool = False,
-                          phases: bool = False, profile: bool = False) -> dict[str, Any]:
+                          phases: bool = False, profile: bool = False,
+                          one_pass_shared_stack: bool = False) -> dict[str, Any]:
     """Pairs/s of the training loop's step, end to end from device-resident uint8 patches; with
     ``phases``, then ``cfg.steps`` more steps timed phase by phase (:class:`PhaseTimer`); with
     ``profile``, then ``cfg.steps`` more steps under the profiler (:func:`profile_steps`)."""
@@ -237,7 +239,8 @@ def time_project_training(cfg: BenchConfig, device: torch.device, vis: np.ndarra
     step = TrainStep(model, _make_optimizer(model, fused_optimizer, cfg.model),
                      _loss_fn(torch.Generator(device=device).manual_seed(2), cfg.model),
                      augment=PairAugmentation(), augment_generator=torch.Generator(device=device).manual_seed(1),
-                     precision=precision, channels_last=channels_last, compile=compile)
+                     precision=precision, channels_last=channels_last, compile=compile,
+                     one_pass_shared_stack=one_pass_shared_stack)
     vis_d, other_d = torch.from_numpy(vis).to(device), torch.from_numpy(other).to(device)
     n, b = len(vis), cfg.batch_size
     order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed)).to(device)
@@ -349,7 +352,7 @@ def time_reference_evaluation(cfg: BenchConfig, device: torch.device, vis: np.nd
 
 def time_project_evaluation(cfg: BenchConfig, device: torch.device, vis: np.ndarray, other: np.ndarray) -> float:
     """Pairs/s of :func:`kglnet.inference.score_pairs` with the project path's switches."""
-    model = prepare_model(create_model(cfg.model).to(device).eval(), cfg.channels_last)
+    model = prepare_model(create_model(cfg.model).to(device).eval(), cfg.channels_last, cfg.one_pass_shared_stack)
     runner = model if cfg.compile == "none" else torch.compile(model, mode=cfg.compile, dynamic=False)
     kwargs = dict(batch_size=cfg.eval_batch_size, device=device, precision=cfg.precision,
                   channels_last=cfg.channels_last)
@@ -418,6 +421,8 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     if cfg.model not in list_models():
         raise ValueError(f"unknown model {cfg.model!r}; registered models: {', '.join(list_models())}")
+    if cfg.one_pass_shared_stack and not hasattr(model_factory(cfg.model), "one_pass_shared_stack"):
+        raise ValueError(f"--one-pass-shared-stack needs KGL-Net or one of its variants; got model {cfg.model!r}")
     device = resolve_device(cfg.device)
     n_train = max(cfg.batch_size * 4, cfg.batch_size + 1)
     vis, other = _random_patches(max(n_train, cfg.eval_pairs), cfg.seed)
@@ -430,9 +435,9 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
     with torch.device("meta"):  # parameter shapes only: no memory, no initialisation
         record["parameters"] = count_parameters(create_model(cfg.model))
     progress(f"{cfg.model}: project training ({cfg.precision}, channels_last={cfg.channels_last}, compile={cfg.compile}, "
-             f"fused_optimizer={cfg.fused_optimizer})")
+             f"fused_optimizer={cfg.fused_optimizer}, one_pass_shared_stack={cfg.one_pass_shared_stack})")
     fast = time_project_training(cfg, device, vis[:n_train], other[:n_train], cfg.precision, cfg.channels_last,
-                                 cfg.compile, cfg.fused_optimizer, cfg.phases, cfg.profile)
+                                 cfg.compile, cfg.fused_optimizer, cfg.phases, cfg.profile, cfg.one_pass_shared_stack)
     record["train_pairs_per_s"] = fast["pairs_per_s"]
     record["train_step_ms"] = fast["step_ms"]
     record["train_warmup_s"] = fast["warmup_s"]

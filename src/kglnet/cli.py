@@ -214,7 +214,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cfg = BenchConfig(device=args.device, model=args.model, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
                       eval_pairs=args.eval_pairs, eval_batch_size=args.eval_batch_size, precision=args.precision,
                       channels_last=not args.no_channels_last, compile=args.compile,
-                      fused_optimizer=args.fused_optimizer, phases=args.phases, profile=args.profile, reference=not args.no_reference, fp32_project=not args.no_fp32, threads=args.threads,
+                      fused_optimizer=args.fused_optimizer, one_pass_shared_stack=args.one_pass_shared_stack,
+                      phases=args.phases, profile=args.profile, reference=not args.no_reference, fp32_project=not args.no_fp32, threads=args.threads,
                       schedule=dict(args.schedule))
     record = run_benchmark(cfg, progress=lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
     if args.out:
@@ -390,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", default="none", choices=["none", "default", "reduce-overhead", "max-autotune"],
                    help="torch.compile mode of the project path")
     p.add_argument("--fused-optimizer", action="store_true", help="project path: the optimiser's fused kernels")
+    p.add_argument("--one-pass-shared-stack", action="store_true",
+                   help="project path (KGL-Net and its variants): the shared descriptor layers run once on both "
+                        "modalities' batches stacked, not once per modality")
     p.add_argument("--phases", action="store_true",
                    help="also time each phase of the project's step (draw, forward, backward, optimizer, "
                         "bookkeeping): train_phases_ms")

@@ -9,8 +9,10 @@ the device and reported by :meth:`TrainStep.check_finite`, which the loop calls 
 
 Fast-path switches (``TrainConfig``): ``precision`` ("fp32" is the exact path, "bf16" runs the
 forward pass and loss under ``torch.autocast`` in bfloat16, weights and optimiser state stay fp32),
-``channels_last`` (NHWC memory format for the convolutions) and ``compile`` ("none" or a
-``torch.compile`` mode: "default", "reduce-overhead" (CUDA graphs), "max-autotune").
+``channels_last`` (NHWC memory format for the convolutions), ``compile`` ("none" or a
+``torch.compile`` mode: "default", "reduce-overhead" (CUDA graphs), "max-autotune") and
+``one_pass_shared_stack`` (KGL-Net and its variants only: the shared descriptor layers run once on
+both modalities' batches stacked; :class:`kglnet.models.kglnet.KGLNet`).
 """
 
 from __future__ import annotations
@@ -33,10 +35,18 @@ def autocast_context(device: torch.device, precision: str) -> contextlib.Abstrac
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def prepare_model(model: torch.nn.Module, channels_last: bool) -> torch.nn.Module:
-    """Move the model's 4-D weights to NHWC when ``channels_last`` (in place; returns the model)."""
+def prepare_model(model: torch.nn.Module, channels_last: bool,
+                  one_pass_shared_stack: bool = False) -> torch.nn.Module:
+    """Move the model's 4-D weights to NHWC when ``channels_last``, and switch KGL-Net's shared
+    descriptor layers to one pass over both modalities when ``one_pass_shared_stack`` (in place;
+    returns the model). A model without shared descriptor layers refuses that switch."""
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    if one_pass_shared_stack:
+        if not hasattr(model, "one_pass_shared_stack"):
+            raise ValueError(f"one_pass_shared_stack: {type(model).__name__} has no shared descriptor layers "
+                             "(only KGL-Net and its variants do)")
+        model.one_pass_shared_stack = True
     return model
 
 
@@ -57,7 +67,8 @@ class TrainStep:
         augment: a :class:`kglnet.augment.PairAugmentation` (or any object with its ``draw`` and
             ``apply`` methods), or None (no augmentation).
         augment_generator: the augmentation's random stream (on the model's device).
-        precision, channels_last, compile: the fast-path switches (module docstring).
+        precision, channels_last, compile, one_pass_shared_stack: the fast-path switches (module
+            docstring).
 
     With a compile mode, one compiled function takes the uint8 batch and the augmentation's random
     numbers (drawn eagerly from ``augment_generator``, in the same order as the eager path) and
@@ -73,12 +84,12 @@ class TrainStep:
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  loss_fn: Callable[..., dict[str, torch.Tensor]], augment=None,
                  augment_generator: torch.Generator | None = None, precision: str = "fp32",
-                 channels_last: bool = False, compile: str = "none") -> None:
+                 channels_last: bool = False, compile: str = "none", one_pass_shared_stack: bool = False) -> None:
         if compile not in COMPILE_MODES:
             raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}; got {compile!r}")
         self.device = next(model.parameters()).device
         autocast_context(self.device, precision)  # validates precision
-        self.model = prepare_model(model, channels_last)
+        self.model = prepare_model(model, channels_last, one_pass_shared_stack)
         self.optimizer = optimizer
         self.augment = augment
         self.augment_generator = augment_generator

@@ -42,7 +42,7 @@ from .checkpoint import cpu_state_dict, read_checkpoint, save_checkpoint
 from .data import PairFileError, read_pairs
 from .inference import resolve_device, score_pairs
 from .losses import LossConfig, kglnet_loss
-from .models import count_parameters, create_model, list_models
+from .models import count_parameters, create_model, list_models, model_factory
 from .step import COMPILE_MODES, PRECISIONS, TrainStep
 from .utils.config import dataclass_from_dict
 from .utils.io import atomic_write_json, sha256_file
@@ -92,6 +92,9 @@ class TrainConfig:
     # The optimiser's fused implementation (one kernel per step for Adam or SGD instead of one per
     # tensor operation); off: PyTorch's default implementation, the exact path.
     fused_optimizer: bool = False
+    # KGL-Net's shared descriptor layers once on both modalities' batches (src/kglnet/step.py);
+    # off: once per modality, the exact path.
+    one_pass_shared_stack: bool = False
 
     def __post_init__(self) -> None:
         # Names are checked here, before train() creates or reads anything.
@@ -127,6 +130,11 @@ class TrainConfig:
             raise ValueError(f"channels_last must be true or false; got {self.channels_last!r}")
         if not isinstance(self.fused_optimizer, bool):
             raise ValueError(f"fused_optimizer must be true or false; got {self.fused_optimizer!r}")
+        if not isinstance(self.one_pass_shared_stack, bool):
+            raise ValueError(f"one_pass_shared_stack must be true or false; got {self.one_pass_shared_stack!r}")
+        if self.one_pass_shared_stack and not hasattr(model_factory(self.model), "one_pass_shared_stack"):
+            raise ValueError(f"one_pass_shared_stack needs a model with shared descriptor layers (KGL-Net or "
+                             f"one of its variants); got model {self.model!r}")
         if self.fused_optimizer and self.optimizer not in FUSED_OPTIMIZERS:
             raise ValueError(f"fused_optimizer needs optimizer {' or '.join(FUSED_OPTIMIZERS)} "
                              f"(PyTorch has no fused {self.optimizer}); got optimizer {self.optimizer!r}")
@@ -192,7 +200,8 @@ FUSED_OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "linear", "inverse", "step")
 _LATER_DEFAULTS = {"select_on": "metric", "weight_decay": 0.0, "momentum": 0.9, "dampening": 0.0, "precision": "fp32",
                    "channels_last": False, "compile": "none", "lr_schedule": "constant", "lr_decay": 0.0,
-                   "lr_step_epochs": 0, "lr_step_gamma": 0.1, "fused_optimizer": False}
+                   "lr_step_epochs": 0, "lr_step_gamma": 0.1, "fused_optimizer": False,
+                   "one_pass_shared_stack": False}
 _LATER_LOSS_DEFAULTS = {"triplet_weight": 1.0, "bce_weight": 1.0, "feature_weight": 1.0, "negatives": "hardest"}
 
 
@@ -473,7 +482,8 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     train_step = TrainStep(model, optimizer, lambda m, v, o: training_terms(m, v, o, cfg, neg_gen),
                            augment=augment, augment_generator=aug_gen, precision=cfg.precision,
-                           channels_last=cfg.channels_last, compile=cfg.compile)
+                           channels_last=cfg.channels_last, compile=cfg.compile,
+                           one_pass_shared_stack=cfg.one_pass_shared_stack)
     score = _EpochScorer(model, cfg, device)
     history: list[dict[str, Any]] = []
     start_epoch = 1

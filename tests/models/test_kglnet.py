@@ -174,3 +174,48 @@ def test_shared_lowlevel_sends_both_modalities_through_one_stack():
     kgl = create_model("kglnet").eval()
     with torch.no_grad():  # the pseudo-Siamese original does not have that symmetry
         assert not torch.allclose(kgl.features(a, b).common_vis, kgl.features(b, a).common_other, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["kglnet", "kglnet_shared_lowlevel"])
+def test_one_pass_shared_stack_matches_the_per_modality_passes(name):
+    """The speed switch runs the shared descriptor layers once on 2B samples; per sample it is the
+    same arithmetic, BatchNorm stays per modality, and the weight gradients agree to rounding."""
+    import copy
+
+    from kglnet.losses import LossConfig, kglnet_loss
+    from kglnet.step import prepare_model
+
+    torch.manual_seed(3)
+    per_modality = create_model(name).train()
+    one_pass = prepare_model(copy.deepcopy(per_modality), channels_last=False, one_pass_shared_stack=True)
+    assert one_pass.one_pass_shared_stack and not per_modality.one_pass_shared_stack
+    seen = []
+    hook = one_pass.desc_high.register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0].shape[0]))
+    vis, other = torch.rand(6, 1, 64, 64), torch.rand(6, 1, 64, 64) * 0.5
+    grads = []
+    for model in (per_modality, one_pass):
+        with torch.no_grad():
+            f = model.features(vis, other)
+        kglnet_loss(model, vis, other, LossConfig(), torch.Generator().manual_seed(0))["total"].backward()
+        grads.append({k: p.grad for k, p in model.named_parameters()})
+        if model is per_modality:
+            reference = f
+    hook.remove()
+    assert seen == [12, 12]  # one call on both batches, per forward pass
+    for key in ("desc_vis", "desc_other", "raw_vis", "raw_other", "common_vis", "common_other", "diff_vis", "diff_other"):
+        torch.testing.assert_close(getattr(f, key), getattr(reference, key), rtol=1e-5, atol=1e-6)
+    # per-modality BatchNorm statistics: the running mean moved the same way in both
+    torch.testing.assert_close(one_pass.desc_bn.running_mean, per_modality.desc_bn.running_mean)
+    for key, g in grads[0].items():
+        if key == "desc_proj.bias":  # BatchNorm follows it: its gradient is rounding noise around 0
+            assert grads[1][key].abs().max() < 1e-4
+            continue
+        scale = g.abs().max().clamp_min(1e-12)
+        assert ((grads[1][key] - g).abs().max() / scale) < 1e-4, key
+
+
+def test_one_pass_shared_stack_is_refused_by_models_without_shared_layers():
+    from kglnet.step import prepare_model
+
+    with pytest.raises(ValueError, match="one_pass_shared_stack: HardNet has no shared descriptor layers"):
+        prepare_model(create_model("hardnet"), channels_last=False, one_pass_shared_stack=True)

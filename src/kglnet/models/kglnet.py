@@ -82,6 +82,13 @@ class KGLNet(nn.Module):
 
     descriptor_dim = 128
     shared_low_level = False  # True in KGLNetSharedLowLevel (ablation)
+    # Run the shared descriptor layers (5-8 and the 8x8 projection) once on both modalities'
+    # batches stacked, instead of once per modality: per sample the same arithmetic (FRN, TLU and
+    # ECA use no batch statistics; BatchNorm still runs per modality), half the kernel launches,
+    # each on twice the batch. A speed switch, off by default: in training the weight gradients of
+    # these layers are then summed over 2B samples in one reduction, not as two sums of B, so
+    # results agree to rounding, not bit for bit (``TrainConfig.one_pass_shared_stack``).
+    one_pass_shared_stack = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -107,9 +114,12 @@ class KGLNet(nn.Module):
         return features, head
 
     def _descriptor(self, common: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._normalized(self.desc_proj(common))
+
+    def _normalized(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # BatchNorm runs on each modality's batch separately, as in the reference, so its
         # training statistics are per modality.
-        raw = self.desc_bn(self.desc_proj(common)).flatten(1)
+        raw = self.desc_bn(projected).flatten(1)
         return raw, l2_normalize(raw)
 
     def features(self, vis: torch.Tensor, other: torch.Tensor) -> KGLNetFeatures:
@@ -119,9 +129,17 @@ class KGLNet(nn.Module):
         if vis.shape[0] != other.shape[0]:
             raise ValueError(f"vis and other batches differ in size: {vis.shape[0]} vs {other.shape[0]}")
         low_vis, low_other = self._low_level(vis, other)
-        common_vis, common_other = self.desc_high(low_vis), self.desc_high(low_other)
-        raw_vis, desc_vis = self._descriptor(common_vis)
-        raw_other, desc_other = self._descriptor(common_other)
+        if self.one_pass_shared_stack:
+            n = vis.shape[0]
+            common = self.desc_high(torch.cat([low_vis, low_other], dim=0))
+            projected = self.desc_proj(common)
+            common_vis, common_other = common[:n], common[n:]
+            raw_vis, desc_vis = self._normalized(projected[:n])
+            raw_other, desc_other = self._normalized(projected[n:])
+        else:
+            common_vis, common_other = self.desc_high(low_vis), self.desc_high(low_other)
+            raw_vis, desc_vis = self._descriptor(common_vis)
+            raw_other, desc_other = self._descriptor(common_other)
         return KGLNetFeatures(
             desc_vis=desc_vis, desc_other=desc_other, raw_vis=raw_vis, raw_other=raw_other,
             common_vis=common_vis, common_other=common_other,

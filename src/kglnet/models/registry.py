@@ -31,13 +31,18 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
-    """Build the model registered as ``name``; unknown names list the known ones."""
+def model_factory(name: str) -> Callable[..., nn.Module]:
+    """The factory (usually the class) registered as ``name``, for class-level checks without
+    building the model; unknown names list the known ones."""
     try:
-        factory = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown model {name!r}; registered models: {', '.join(list_models())}") from None
-    model = factory(**kwargs)
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build the model registered as ``name``; unknown names list the known ones."""
+    model = model_factory(name)(**kwargs)
     model.model_name = name  # recorded in checkpoints
     return model
 
