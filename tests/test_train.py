@@ -122,6 +122,7 @@ def test_resume_ignores_a_checkpoint_of_other_settings(tiny_dataset, small_train
     assert "starting from scratch" in (tmp_path / "train.log").read_text()
 
 
+@pytest.mark.slow  # ~11 s; exact resume itself is covered by the default suite's resume tests
 def test_checkpoint_every_writes_last_pt_less_often_and_resumes_exactly(tiny_dataset, micro_train, tmp_path,
                                                                         monkeypatch, micro_val):
     base = dict(augment=False, **MICRO)
@@ -467,6 +468,7 @@ def test_resume_refuses_a_checkpoint_of_other_model_code(micro_train, micro_val,
     assert "starting from scratch" in "\n".join((tmp_path / "train.log").read_text().splitlines()[log_lines:])
 
 
+@pytest.mark.slow  # ~11 s; exact resume itself is covered by the default suite's resume tests
 def test_random_negatives_resume_exactly(tiny_dataset, micro_train, tmp_path, micro_val):
     cfg = dict(loss={"negatives": "random"}, augment=False, **MICRO)
     full, split = tmp_path / "full", tmp_path / "split"

@@ -170,6 +170,29 @@ def _fake_bundle(root: Path, sets=PAPER_SETS) -> Path:
     return root
 
 
+def test_paper_config_plans_every_run_of_the_paper_on_a_bundle(tmp_path):
+    """The default suite's check of the one-command paper run (the run itself, on a fake bundle,
+    is the slow test below): the dry run plans every dataset's runs, ablations, baselines and
+    seeds, with each dataset's epochs."""
+    from kglnet.ablations import ABLATIONS
+    from kglnet.zoo import ZOO
+
+    project = _copy_project(tmp_path / "project")
+    bundle = _fake_bundle(tmp_path / "mydata")
+    dry = run(["snakemake", "-n", "-p", "--configfile", "config/paper.yaml", "--config", f"bundle={bundle}"], project)
+    out = dry.stdout + dry.stderr
+    per_dataset = (1 + len(ABLATIONS) + len(ZOO)) * 3  # KGL-Net, its ablations and the zoo, three seeds each
+    assert re.search(rf"^train\s+{3 * per_dataset}$", out, re.M), out[-3000:]
+    for dataset, epochs in (("paper_visnir", 100), ("paper_vislwir", 100), ("paper_os", 200)):
+        for model in ("kglnet", "kglnet_shared_lowlevel", "spimnet"):
+            for seed in (0, 1, 2):
+                assert f"checkpoints/{dataset}/{model}/seed{seed}/best.pt" in out, (dataset, model, seed)
+        assert re.search(rf'--out-dir checkpoints/{dataset}/kglnet/seed0 --config .*"epochs": {epochs},', out), dataset
+        assert f"results/tables/{dataset}.md" in out
+    assert not (project / "data").exists()  # a dry run writes nothing
+
+
+@pytest.mark.slow  # about 90 s on 2 cores; the dry run above plans the same run in the default suite
 def test_paper_config_runs_on_a_bundle_and_checkpoints_evaluate(tmp_path):
     project = _copy_project(tmp_path / "project")
     bundle = _fake_bundle(tmp_path / "mydata")
