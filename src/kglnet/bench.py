@@ -41,7 +41,7 @@ import torch
 from . import __version__
 from .augment import PairAugmentation
 from .inference import resolve_device, score_pairs
-from .models import KGLNet, count_parameters, create_model, list_models, model_factory
+from .models import KGLNet, count_parameters, create_model, list_models
 from .reference_augment import ReferenceCPUAugmenter
 from .step import TrainStep, prepare_model
 
@@ -421,8 +421,6 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     if cfg.model not in list_models():
         raise ValueError(f"unknown model {cfg.model!r}; registered models: {', '.join(list_models())}")
-    if cfg.one_pass_shared_stack and not hasattr(model_factory(cfg.model), "one_pass_shared_stack"):
-        raise ValueError(f"--one-pass-shared-stack needs KGL-Net or one of its variants; got model {cfg.model!r}")
     device = resolve_device(cfg.device)
     n_train = max(cfg.batch_size * 4, cfg.batch_size + 1)
     vis, other = _random_patches(max(n_train, cfg.eval_pairs), cfg.seed)
