@@ -121,6 +121,27 @@ def test_ablations_and_seeds_fan_out_as_independent_jobs(tmp_path):
     assert all(f"checkpoints/builtin/kglnet/seed{s}/best.pt" in out for s in (0, 3, 7))
 
 
+def test_train_by_model_overrides_one_entry_on_one_dataset(tmp_path):
+    project = _copy_project(tmp_path)
+    extra = project / "config/more-steps.yaml"
+    extra.write_text("zoo: [siamese, qnet]\n"
+                     "datasets: {builtin: {source: synthetic, test_sets: [test], models: [kglnet],\n"
+                     "  train: {epochs: 1}, train_by_model: {siamese: {epochs: 7, batch_size: 32}}}}\n")
+    dry = run(["snakemake", "-n", "-p", "--configfile", "config/test.yaml", str(extra)], project)
+    epochs = {m: re.search(r'"epochs": (\d+)', line).group(1)
+              for line in (dry.stdout + dry.stderr).splitlines() if "kglnet train" in line
+              for m in re.findall(r'"model": "(\w+)"', line)}
+    # the dataset's `train` sets every entry's epochs; `train_by_model` then only Siamese's
+    assert epochs == {"kglnet": "1", "qnet": "1", "siamese": "7"}
+    assert re.search(r'"batch_size": 32, [^\n]*"model": "siamese"', dry.stdout + dry.stderr)
+    # an entry the dataset does not train is a mistake, named before any job runs
+    extra.write_text(extra.read_text().replace("train_by_model: {siamese", "train_by_model: {hardnet"))
+    result = subprocess.run(["snakemake", "-n", "--configfile", "config/test.yaml", str(extra)], cwd=project,
+                            env=_env(), capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "datasets.builtin.train_by_model: 'hardnet' is not trained on this dataset" in result.stdout + result.stderr
+
+
 def test_registration_benchmark_is_a_rule_of_the_mini_config(tmp_path):
     project = _copy_project(tmp_path)
     dry = run(["snakemake", "-n", "-p", "--configfile", "config/mini.yaml", "config/cpu-smoke.yaml",

@@ -67,10 +67,12 @@ def runs(dataset):
 
 
 def train_settings(dataset, model, seed):
-    """The model entry's settings, overridden by the dataset's, for one seed. An entry names its
+    """The model entry's settings, overridden by the dataset's (`train`), then by the dataset's
+    settings for this entry alone (`train_by_model`), for one seed. An entry names its
     architecture with `model:` (default: the entry's own name), so ablations are entries too."""
     settings = {k: v for k, v in config["models"][model].items() if k not in _WORKFLOW_KEYS}
     settings.update(dataset_cfg(dataset).get("train", {}))
+    settings.update(dataset_cfg(dataset).get("train_by_model", {}).get(model, {}))
     settings.setdefault("model", model)
     settings["seed"] = int(seed)
     return settings
@@ -165,6 +167,9 @@ for _name, _ds in config["datasets"].items():
     for _model in _ds["models"]:
         if _model not in config["models"]:
             raise ValueError(f"config datasets.{_name}.models: {_model!r} has no entry under 'models' ({', '.join(config['models'])})")
+    for _model in _ds.get("train_by_model", {}):
+        if _model not in _ds["models"]:
+            raise ValueError(f"config datasets.{_name}.train_by_model: {_model!r} is not trained on this dataset ({', '.join(_ds['models'])})")
 
 from kglnet.models import list_models
 
