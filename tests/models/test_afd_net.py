@@ -13,22 +13,7 @@ import torch
 import kglnet.models.afd_net as afd_net  # noqa: F401  (registers "afd_net")
 from kglnet.models import count_parameters, create_model
 from kglnet.models.keras_layers import GlobalInstanceNorm
-
-
-def conv(c_in, c_out, k=3):
-    return c_in * c_out * k * k + c_out
-
-
-def bn(c):
-    return 2 * c   # gamma, beta (the moving statistics are buffers)
-
-
-def conv_bn(c_in, c_out):
-    return conv(c_in, c_out) + bn(c_out)
-
-
-def linear(n_in, n_out):
-    return n_in * n_out + n_out
+from model_counts import bn, conv, conv_bn, linear, pair
 
 
 IN = 2   # Keras InstanceNormalization(axis=None): one scalar gamma and one scalar beta
@@ -48,11 +33,6 @@ AFD_PARAMS = 2 * FEATURE_NET + AGGREGATION + SINGLE_CONV + 2 * HEAD
 def model():
     torch.manual_seed(0)
     return create_model("afd_net").eval()
-
-
-def pair(b=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(b, 1, 64, 64, generator=g), torch.rand(b, 1, 64, 64, generator=g)
 
 
 def test_parameter_count_exact(model):

@@ -8,18 +8,11 @@ import kglnet.models.descriptors as descriptors  # noqa: F401  (registers the de
 import kglnet.models.metric_nets as metric_nets  # noqa: F401  (registers the metric baselines)
 from kglnet.models import count_parameters, create_model, list_models
 from kglnet.objectives import OBJECTIVES
+from model_counts import conv, linear, pair
 
 DESCRIPTOR_MODELS = ["l2net", "hardnet", "sosnet", "hynet", "tfeat"]
 METRIC_MODELS = ["siamese", "pseudo_siamese", "two_channel", "matchnet"]
 ALL = DESCRIPTOR_MODELS + METRIC_MODELS
-
-
-def conv(c_in, c_out, k, bias=True):
-    return c_in * c_out * k * k + (c_out if bias else 0)
-
-
-def linear(n_in, n_out):
-    return n_in * n_out + n_out
 
 
 # L2-Net tower: 6 conv3x3 + conv8x8, no bias, BatchNorm without affine parameters (0 parameters).
@@ -55,11 +48,6 @@ def test_expected_counts_spelled_out():
 def models():
     torch.manual_seed(0)
     return {name: create_model(name).eval() for name in ALL}
-
-
-def pair(b=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(b, 1, 64, 64, generator=g), torch.rand(b, 1, 64, 64, generator=g)
 
 
 def test_all_registered():

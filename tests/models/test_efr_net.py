@@ -12,20 +12,10 @@ import torch.nn as nn
 
 import kglnet.models.efr_net as efr_net  # noqa: F401  (registers "efr_net")
 from kglnet.models import count_parameters, create_model
+from model_counts import bn, linear, pair
+from model_counts import conv as conv2d
 
 PAPER_MILLIONS = 9.17  # published parameter count of EFR-Net
-
-
-def conv2d(c_in, c_out, k=3):
-    return c_in * c_out * k * k + c_out
-
-
-def bn(c):
-    return 2 * c  # trainable gamma, beta
-
-
-def linear(n_in, n_out):
-    return n_in * n_out + n_out
 
 
 def conv1d(k):
@@ -64,11 +54,6 @@ def test_expected_counts_spelled_out():
 def model():
     torch.manual_seed(0)
     return create_model("efr_net").eval()
-
-
-def pair(b=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(b, 1, 64, 64, generator=g), torch.rand(b, 1, 64, 64, generator=g)
 
 
 def test_parameter_count_exact(model):

@@ -10,16 +10,9 @@ import torch.nn as nn
 
 import kglnet.models.fil_net as fil_net  # noqa: F401  (registers "fil_net")
 from kglnet.models import count_parameters, create_model
+from model_counts import conv_bn, linear, pair
 
 PAPER_MILLIONS = 33.07  # published parameter count of FIL-Net
-
-
-def conv_bn(c_in, c_out, k=3):
-    return c_in * c_out * k * k + c_out + 2 * c_out  # conv with bias + BN gamma, beta
-
-
-def linear(n_in, n_out):
-    return n_in * n_out + n_out
 
 
 def head(c):
@@ -59,11 +52,6 @@ def test_expected_counts_spelled_out():
 def model():
     torch.manual_seed(0)
     return create_model("fil_net").eval()
-
-
-def pair(b=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(b, 1, 64, 64, generator=g), torch.rand(b, 1, 64, 64, generator=g)
 
 
 def test_parameter_count_exact(model):

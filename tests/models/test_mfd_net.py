@@ -15,22 +15,12 @@ import torch.nn as nn
 
 import kglnet.models.mfd_net as mfd_net  # noqa: F401  (registers mfd_net2 / 4 / 6 / 8)
 from kglnet.models import count_parameters, create_model, list_models
+from model_counts import bn, linear, pair
+from model_counts import conv as conv2d
 
 NAMES = {2: "mfd_net2", 4: "mfd_net4", 6: "mfd_net6", 8: "mfd_net8"}
 PAPER_SMALLEST_MILLIONS = 34.71   # published parameter counts (Keras model.summary() totals)
 PAPER_LARGEST_MILLIONS = 221.17
-
-
-def conv2d(c_in, c_out, k):
-    return c_in * c_out * k * k + c_out
-
-
-def bn(c):
-    return 2 * c  # trainable gamma, beta (Keras also counts 2 moving statistics per channel)
-
-
-def linear(n_in, n_out):
-    return n_in * n_out + n_out
 
 
 def head(n_in):
@@ -107,11 +97,6 @@ def model8():
 def model2():
     torch.manual_seed(0)
     return create_model("mfd_net2").eval()
-
-
-def pair(b=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(b, 1, 64, 64, generator=g), torch.rand(b, 1, 64, 64, generator=g)
 
 
 def test_registered_variants(model8, model2):

@@ -12,16 +12,9 @@ from kglnet.models import count_parameters, create_model
 from kglnet.models.descriptors import TFeat
 from kglnet.models.metric_nets import zero_mean_patches
 from kglnet.objectives import OBJECTIVES
+from model_counts import conv, linear, pair
 
 NAMES = ["pnnet", "qnet"]
-
-
-def conv(c_in, c_out, k):
-    return c_in * c_out * k * k + c_out
-
-
-def linear(n_in, n_out):
-    return n_in * n_out + n_out
 
 
 # conv 7x7 1->32, conv 6x6 32->64, Linear 64*8*8 -> D (all with bias; tanh / max-pool have none)
@@ -39,11 +32,6 @@ def test_expected_counts_spelled_out():
 def models():
     torch.manual_seed(0)
     return {name: create_model(name).eval() for name in NAMES}
-
-
-def pair(b=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(b, 1, 64, 64, generator=g), torch.rand(b, 1, 64, 64, generator=g)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -14,18 +14,7 @@ import torch.nn.functional as F
 
 import kglnet.models.scfdm as scfdm  # noqa: F401  (registers "scfdm")
 from kglnet.models import count_parameters, create_model
-
-
-def conv(c_in, c_out, k=3):
-    return c_in * c_out * k * k + c_out
-
-
-def bn(c):
-    return 2 * c   # gamma, beta (the moving statistics are buffers)
-
-
-def linear(n_in, n_out):
-    return n_in * n_out + n_out
+from model_counts import bn, conv, linear, pair
 
 
 # Trunk on the side-by-side [1,64,128] image: C64, C128, C256, C256, C256, C256 (each + BatchNorm).
@@ -40,11 +29,6 @@ SCFDM_PARAMS = TRUNK + HEAD
 def model():
     torch.manual_seed(0)
     return create_model("scfdm").eval()
-
-
-def pair(b=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(b, 1, 64, 64, generator=g), torch.rand(b, 1, 64, 64, generator=g)
 
 
 def test_parameter_count_exact(model):

@@ -15,14 +15,11 @@ import torch.nn as nn
 import kglnet.models.spimnet as spimnet  # noqa: F401  (registers "spimnet")
 from kglnet.models import count_parameters, create_model
 from kglnet.models.keras_layers import KerasConv2d, KerasInstanceNorm
+from model_counts import linear, pair
 
 
 def conv(c_in, c_out, k, bias=False):
     return c_in * c_out * k * k + (c_out if bias else 0)
-
-
-def linear(n_in, n_out):
-    return n_in * n_out + n_out
 
 
 def norms(c):
@@ -127,11 +124,6 @@ def model():
     torch.manual_seed(0)
     model.vis_to_other, model.other_to_vis = spimnet.Translator(3, 1), spimnet.Translator(1, 3)
     return model.eval()
-
-
-def pair(b, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.rand(b, 1, 64, 64, generator=g), torch.rand(b, 1, 64, 64, generator=g)
 
 
 def test_translations_and_l1_term(model):
