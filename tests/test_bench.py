@@ -51,6 +51,10 @@ def test_cpu_benchmark_record_has_the_issue_keys(tmp_path, capsys):
     assert record["achieved_tflops"]["eval"] == pytest.approx(
         record["eval_pairs_per_s"] * record["gflop_per_pair"]["eval"] / 1e3)
     assert record["device"].startswith("CPU") and record["peak_memory_gb"] is None
+    # the host's state, to tell a slow machine or other work from a slow path
+    assert record["cpu_model"] and isinstance(record["cpu_model"], str)
+    assert all(isinstance(record[k], float) and record[k] >= 0
+               for k in ("load_average_1m_before", "load_average_1m_after"))
     assert all(record[k] > 0 for k in ("train_pairs_per_s", "reference_train_pairs_per_s", "eval_pairs_per_s"))
     assert record["full_schedule_minutes"]["schedule"]["visnir"] == {"pairs_per_epoch": 1000, "epochs": 10}
     assert json.loads(capsys.readouterr().out)["train_pairs_per_s"] == record["train_pairs_per_s"]

@@ -370,6 +370,29 @@ def device_name(device: torch.device) -> str:
            f"{os.cpu_count()} cores visible)"
 
 
+def cpu_model() -> str | None:
+    """The host CPU's model name (``/proc/cpuinfo`` on Linux; the platform's processor string
+    elsewhere, None when neither says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def load_average() -> float | None:
+    """The host's 1-minute load average, or None where the platform has none. Recorded before and
+    after a benchmark: on a shared machine other work shows as a load above the bench's own (the
+    compiled CPU path measured 98 and 24.8 training pairs/s on this project's 2-core machine on
+    two days, with nothing recorded to tell why)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def _git_commit() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
@@ -428,7 +451,7 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
         "device": device_name(device), "device_type": device.type, "torch": torch.__version__,
         "cuda": torch.version.cuda, "kglnet": __version__, "git_commit": _git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "config": asdict(cfg),
-        "model": cfg.model,
+        "model": cfg.model, "cpu_model": cpu_model(), "load_average_1m_before": load_average(),
     }
     with torch.device("meta"):  # parameter shapes only: no memory, no initialisation
         record["parameters"] = count_parameters(create_model(cfg.model))
@@ -468,6 +491,7 @@ def run_benchmark(cfg: BenchConfig, progress=print) -> dict[str, Any]:
             cfg, device, vis[:cfg.eval_pairs], other[:cfg.eval_pairs])
         record["eval_speedup"] = record["eval_pairs_per_s"] / record["reference_eval_pairs_per_s"]
     record["full_schedule_minutes"] = full_schedule_minutes(record["train_pairs_per_s"], cfg.schedule)
+    record["load_average_1m_after"] = load_average()
     flops = flops_per_pair(cfg.model)
     record["gflop_per_pair"] = {k: v / 1e9 for k, v in flops.items()}
     record["achieved_tflops"] = {"train": record["train_pairs_per_s"] * flops["train"] / 1e12,
