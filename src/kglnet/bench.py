@@ -384,9 +384,7 @@ def cpu_model() -> str | None:
 
 def load_average() -> float | None:
     """The host's 1-minute load average, or None where the platform has none. Recorded before and
-    after a benchmark: on a shared machine other work shows as a load above the bench's own (the
-    compiled CPU path measured 98 and 24.8 training pairs/s on this project's 2-core machine on
-    two days, with nothing recorded to tell why)."""
+    after a benchmark: on a shared machine, other work shows as a load above the bench's own."""
     try:
         return round(os.getloadavg()[0], 2)
     except (AttributeError, OSError):
