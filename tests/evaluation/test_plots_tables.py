@@ -13,6 +13,7 @@ from kglnet.evaluation import (
     mean_over_test_sets,
     plot_roc,
     plot_training_curves,
+    roc_figure,
     roc_points,
     write_tables,
 )
@@ -46,6 +47,41 @@ def test_plot_roc_bad_curve_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError):
         plot_roc({}, tmp_path / "roc.png", "t")
+
+
+def _diagonal_curves(n):
+    line = (np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+    return {f"model {i}": (*line, 95.0) for i in range(n)}
+
+
+def test_roc_figure_few_curves_legend_inside_solid_lines():
+    fig = roc_figure(_diagonal_curves(3), "t")
+    ax = fig.axes[0]
+    curves = [line for line in ax.get_lines() if line.get_label().startswith("model")]
+    assert [line.get_linestyle() for line in curves] == ["-"] * 3
+    legend = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    assert ax.get_window_extent().contains(legend.x0 + 1, legend.y0 + 1)
+
+
+def test_roc_figure_many_curves_distinct_colours_legend_beside_axes():
+    # An ablation table's figure: 14 curves would repeat colours in the default 10-colour cycle
+    # and a legend inside the axes would cover them.
+    curves = _diagonal_curves(14)
+    fig = roc_figure(curves, "t", dashed={"model 1", "model 3"})
+    ax = fig.axes[0]
+    lines = [line for line in ax.get_lines() if line.get_label().startswith("model")]
+    assert len(lines) == 14
+    assert len({tuple(np.round(line.get_color(), 6)) for line in lines}) == 14
+    assert [line.get_linestyle() for line in lines][:4] == ["-", "--", "-", "--"]
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= ax.get_window_extent(renderer).x1
+    assert legend.x1 <= fig.bbox.x1  # tight_layout keeps it on the canvas
+
+
+def test_roc_figure_dashed_must_name_a_curve():
+    with pytest.raises(ValueError, match="model 9"):
+        roc_figure(_diagonal_curves(2), "t", dashed={"model 9"})
 
 
 def test_plot_training_curves_writes_png(tmp_path):

@@ -20,6 +20,7 @@ from kglnet.evaluation.plots import (
     plot_match_grid,
     plot_roc,
     plot_training_curves,
+    roc_figure,
     select_match_examples,
 )
 from kglnet.evaluation.summary import paper_protocol_scores, summarize, write_summary_tables
@@ -55,6 +56,7 @@ __all__ = [
     "ncc_distance",
     "plot_roc",
     "plot_training_curves",
+    "roc_figure",
     "roc_points",
     "sift_descriptors",
     "sift_descriptors_per_patch",

@@ -12,7 +12,7 @@ import logging
 import math
 import os
 from fractions import Fraction
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -35,6 +35,7 @@ __all__ = [
     "plot_match_grid",
     "plot_roc",
     "plot_training_curves",
+    "roc_figure",
     "select_match_examples",
 ]
 
@@ -54,20 +55,38 @@ def _save_png(fig: Figure, path: str | os.PathLike) -> None:
         fig.savefig(tmp, format="png")
 
 
-def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path, title: str) -> None:
-    """Plot ROC curves into one PNG.
+# Up to this many curves the legend fits inside the axes and the default 10-colour cycle suffices;
+# beyond it (ablation and zoo tables: 14-50 curves) the legend moves beside the axes and colours
+# come from a 20-colour map, so no two of up to 20 curves share one.
+_ROC_INLINE_LEGEND = 6
+_ROC_DEFAULT_COLOURS = 10
+
+
+def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], title: str,
+               dashed: Collection[str] = ()) -> Figure:
+    """Draw ROC curves on a new figure (see :func:`plot_roc` for ``curves``).
 
     Args:
-        curves: label -> ``(fpr [K], tpr [K], fpr95_percent)``; ``fpr``/``tpr`` as fractions in
-            [0, 1] (e.g. from :func:`kglnet.evaluation.fpr95.roc_points`), FPR95 in percent (may be
-            None/NaN if unknown).
-        path: output PNG path.
-        title: figure title.
+        dashed: labels whose curve is drawn dashed (the report dashes the descriptor branch of
+            networks that have two, so the two branches of one model read apart).
+
+    Returns:
+        The figure; its first axes hold one line per curve, in the order of ``curves``.
     """
     if not curves:
         raise ValueError("plot_roc needs at least one curve")
-    fig, (ax,) = _new_figure(6.0, 5.0)
-    for label, (fpr, tpr, f95) in curves.items():
+    unknown = set(dashed) - set(curves)
+    if unknown:
+        raise ValueError(f"dashed names labels that are not curves: {sorted(unknown)}")
+    many = len(curves) > _ROC_INLINE_LEGEND
+    fig, (ax,) = _new_figure(9.5 if many else 6.0, 5.0)
+    colours = None
+    if len(curves) > _ROC_DEFAULT_COLOURS:
+        from matplotlib import colormaps
+
+        cmap = colormaps["tab20"]
+        colours = [cmap(i % cmap.N) for i in range(len(curves))]
+    for i, (label, (fpr, tpr, f95)) in enumerate(curves.items()):
         fpr = np.asarray(fpr, dtype=np.float64)
         tpr = np.asarray(tpr, dtype=np.float64)
         if fpr.shape != tpr.shape or fpr.ndim != 1:
@@ -77,7 +96,9 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path, t
             legend = f"{label} (FPR95 n/a)"
         else:
             legend = f"{label} (FPR95 {float(f95):.2f}%)"
-        (line,) = ax.plot(fpr, tpr, linewidth=1.5, label=legend)
+        style = {"color": colours[i]} if colours else {}
+        (line,) = ax.plot(fpr, tpr, linewidth=1.5, linestyle="--" if label in dashed else "-",
+                          label=legend, **style)
         if f95 is not None and math.isfinite(float(f95)) and 0.0 <= float(f95) <= 100.0:
             # Vertical guide at this curve's FPR95, in its colour, down from the TPR = 0.95 line.
             ax.vlines(float(f95) / 100.0, 0.0, 0.95, colors=line.get_color(), linestyles=":",
@@ -91,9 +112,28 @@ def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path, t
     ax.set_ylabel("true positive rate")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    if many:
+        # Beside the axes: inside, a long legend hides the curves it names.
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="x-small", borderaxespad=0.0)
+    else:
+        ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
-    _save_png(fig, path)
+    return fig
+
+
+def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path, title: str,
+             dashed: Collection[str] = ()) -> None:
+    """Plot ROC curves into one PNG.
+
+    Args:
+        curves: label -> ``(fpr [K], tpr [K], fpr95_percent)``; ``fpr``/``tpr`` as fractions in
+            [0, 1] (e.g. from :func:`kglnet.evaluation.fpr95.roc_points`), FPR95 in percent (may be
+            None/NaN if unknown).
+        path: output PNG path.
+        title: figure title.
+        dashed: labels whose curve is drawn dashed.
+    """
+    _save_png(roc_figure(curves, title, dashed), path)
 
 
 def _series(history: list[dict], key: str) -> np.ndarray:

@@ -219,6 +219,7 @@ def make_report(dataset: str, *, metrics: Sequence[Path], roc: Sequence[Path], h
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
     curves_by_set: dict[str, dict[str, tuple[np.ndarray, np.ndarray, float | None]]] = {}
+    dashed_by_set: dict[str, set[str]] = {}
     grouped: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     for path in roc:
         for point in json.loads(Path(path).read_text()):
@@ -239,8 +240,11 @@ def make_report(dataset: str, *, metrics: Sequence[Path], roc: Sequence[Path], h
         if record.get("seed") is not None:
             label += f", seed {record['seed']}"
         curves_by_set.setdefault(test_set, {})[label] = (fpr, tpr, record["test_sets"][test_set][f"fpr95_{branch}"])
+        if branch == "descriptor" and len(branches_of[model]) > 1:
+            dashed_by_set.setdefault(test_set, set()).add(label)
     for test_set, curves in curves_by_set.items():
-        plot_roc(curves, figures_dir / f"roc_{test_set}.png", title=f"ROC on {dataset} / {test_set}")
+        plot_roc(curves, figures_dir / f"roc_{test_set}.png", title=f"ROC on {dataset} / {test_set}",
+                 dashed=dashed_by_set.get(test_set, ()))
     for (model, seed), history in histories_by_run.items():
         plot_training_curves(history, figures_dir / f"training_{model}_seed{seed}.png",
                              title=f"{model}, seed {seed}, on {dataset}")
