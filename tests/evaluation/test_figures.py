@@ -1,4 +1,5 @@
-"""Qualitative match grid, the FPR95 operating threshold, and the FPR95-vs-parameters chart."""
+"""Qualitative match grid, the FPR95 operating threshold, the FPR95-vs-parameters chart and the
+per-seed spread."""
 
 import math
 
@@ -12,6 +13,8 @@ from kglnet.evaluation.plots import (
     operating_threshold,
     plot_fpr95_vs_parameters,
     plot_match_grid,
+    plot_seed_spread,
+    seed_spread_figure,
     select_match_examples,
 )
 
@@ -241,3 +244,30 @@ def test_plot_fpr95_vs_parameters_without_adjusttext_still_writes_every_label(tm
     assert plot_fpr95_vs_parameters(POINTS, tmp_path / "p.png", "t") == ["SIFT"]
     _check_png(tmp_path, "p.png")
     assert "adjustText is not installed" in caplog.text
+
+
+def test_seed_spread_rows_sorted_best_on_top_with_mean_and_sample_std(tmp_path):
+    values = {"worse": [80.0, 90.0, 100.0], "better": [10.0, 20.0], "single": [50.0]}
+    fig = seed_spread_figure(values, "t")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    # y grows upwards: the last row, drawn at the top, is the lowest mean.
+    assert labels == ["worse (n=3)", "single (n=1)", "better (n=2)"]
+    bars = ax.collections[0::2]  # hlines (mean ± std) and seed scatters alternate per row
+    spans = [list(seg[:, 0]) for bar in bars for seg in bar.get_segments()]
+    half = 50 ** 0.5  # sample std of [10, 20]
+    assert spans == [[80.0, 100.0], [50.0, 50.0], pytest.approx([15.0 - half, 15.0 + half])]
+    dots = [tuple(sorted(c.get_offsets()[:, 0])) for c in ax.collections[1::2]]
+    assert dots == [(80.0, 90.0, 100.0), (50.0,), (10.0, 20.0)]
+    plot_seed_spread(values, tmp_path / "seeds.png", "t")
+    _check_png(tmp_path, "seeds.png")
+
+
+def test_seed_spread_bad_values_name_the_method(tmp_path):
+    with pytest.raises(ValueError, match="'broken'"):
+        plot_seed_spread({"ok": [1.0], "broken": [float("nan")]}, tmp_path / "s.png", "t")
+    with pytest.raises(ValueError, match="'empty'"):
+        plot_seed_spread({"empty": []}, tmp_path / "s.png", "t")
+    with pytest.raises(ValueError, match="at least one method"):
+        plot_seed_spread({}, tmp_path / "s.png", "t")
+    assert list(tmp_path.iterdir()) == []

@@ -74,6 +74,7 @@ def test_snakemake_runs_the_tiny_config_end_to_end(tiny_project):
     for figure in ("figures/builtin/roc_test.png", "figures/builtin/training_kglnet_seed0.png",
                    "figures/builtin/fpr95_vs_parameters.png", "qualitative/builtin/matches_test.png"):
         assert (project / "results" / figure).read_bytes()[:4] == b"\x89PNG", figure
+    assert not (project / "results/figures/builtin/fpr95_seeds.png").exists()  # one seed: no spread to show
     # The paper protocol reads the per-epoch test scores of the history.
     history = json.loads((project / "results/training/builtin/kglnet/seed0.json").read_text())
     assert set(history[0]["test"]) == {"test"}
@@ -255,6 +256,7 @@ def test_paper_config_runs_on_a_bundle_and_checkpoints_evaluate(tmp_path):
     assert summary["methods"]["kglnet"]["published"] == {"test": 4.36}
     assert summary["methods"]["kglnet"]["validation"]["test"]["n"] == 2
     assert (project / "results/figures/paper_visnir/fpr95_vs_parameters.png").exists()
+    assert (project / "results/figures/paper_visnir/fpr95_seeds.png").exists()  # two seeds per run
     assert len(list((project / "results/qualitative/paper_visnir").glob("matches_*.png"))) == 8
     # A trained checkpoint works with the stand-alone evaluate command on any pair file.
     out = run(["kglnet", "evaluate", "--checkpoint", "checkpoints/paper_visnir/kglnet/seed1/best.pt",

@@ -78,7 +78,8 @@ rule evaluate_baseline:
 
 rule report:
     """Tables (both protocols, seeds, the paper's numbers), the summary DVC tracks as metrics, and
-    the figures: ROC per test set, training curves per run, FPR95 against parameter count."""
+    the figures: ROC per test set, training curves per run, FPR95 against parameter count, and
+    FPR95 per seed where a method has several."""
     input:
         metrics=lambda w: all_metrics(w.dataset),
         roc=lambda w: roc_files(w.dataset),

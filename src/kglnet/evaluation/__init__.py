@@ -19,8 +19,10 @@ from kglnet.evaluation.plots import (
     plot_fpr95_vs_parameters,
     plot_match_grid,
     plot_roc,
+    plot_seed_spread,
     plot_training_curves,
     roc_figure,
+    seed_spread_figure,
     select_match_examples,
 )
 from kglnet.evaluation.summary import paper_protocol_scores, summarize, write_summary_tables
@@ -55,9 +57,11 @@ __all__ = [
     "mean_over_test_sets",
     "ncc_distance",
     "plot_roc",
+    "plot_seed_spread",
     "plot_training_curves",
     "roc_figure",
     "roc_points",
+    "seed_spread_figure",
     "sift_descriptors",
     "sift_descriptors_per_patch",
     "sift_distance",

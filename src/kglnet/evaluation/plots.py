@@ -1,5 +1,6 @@
 """Figures: ROC curves with their FPR95, per-epoch training curves, the qualitative match grid
-(correct / wrong matches at the FPR95 operating point) and FPR95 against parameter count.
+(correct / wrong matches at the FPR95 operating point), FPR95 against parameter count and the
+spread of FPR95 over seeds.
 
 Figures are built on a bare :class:`matplotlib.figure.Figure` (Agg canvas) instead of ``pyplot``, so
 no display or global backend switch is needed and nothing leaks between calls. Every PNG is written
@@ -34,8 +35,10 @@ __all__ = [
     "plot_fpr95_vs_parameters",
     "plot_match_grid",
     "plot_roc",
+    "plot_seed_spread",
     "plot_training_curves",
     "roc_figure",
+    "seed_spread_figure",
     "select_match_examples",
 ]
 
@@ -444,6 +447,58 @@ def _finite_number(value, what: str) -> float:
             or not math.isfinite(float(value)):
         raise ValueError(f"{what} must be a finite number, got {value!r}")
     return float(value)
+
+
+def seed_spread_figure(values: Mapping[str, Sequence[float]], title: str,
+                       xlabel: str = "FPR95 (%), lower is better") -> Figure:
+    """Each method's FPR95 per seed as dots, with the mean (tick) and ± one standard deviation
+    (bar, the sample std the tables give), methods sorted by mean, best at the top: where the
+    tables' mean ± std leave open whether two rows differ, the dots show it.
+
+    Args:
+        values: method label -> its per-seed FPR95 in percent (finite; at least one value).
+        title: figure title.
+        xlabel: the x axis' label.
+
+    Returns:
+        The figure; its first axes hold one row per method.
+
+    Raises:
+        ValueError: no method, a method without values, or a value that is not a finite number
+            (the message names the method).
+    """
+    if not values:
+        raise ValueError("seed_spread_figure needs at least one method")
+    rows = []
+    for label, vals in values.items():
+        arr = np.asarray(list(vals), dtype=np.float64)
+        if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
+            raise ValueError(f"method {label!r}: needs one or more finite FPR95 values, got {list(vals)!r}")
+        rows.append((float(arr.mean()), label, arr))
+    rows.sort(key=lambda row: row[0], reverse=True)  # best (lowest) ends at the top
+    fig, (ax,) = _new_figure(7.5, 1.2 + 0.42 * len(rows))
+    for y, (mean, label, arr) in enumerate(rows):
+        std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+        ax.hlines(y, mean - std, mean + std, color="0.35", linewidth=2.0)
+        ax.plot([mean], [y], marker="|", markersize=14, color="black")
+        # Seeds side by side, a little apart vertically so equal values stay countable.
+        offsets = np.linspace(-0.15, 0.15, arr.size) if arr.size > 1 else np.zeros(1)
+        ax.scatter(arr, y + offsets, s=18, color="tab:red", zorder=3)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{label} (n={arr.size})" for _, label, arr in rows], fontsize="small")
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_xlabel(f"{xlabel}\n(dots: seeds; tick: mean; bar: ± 1 standard deviation)")
+    # Over the whole figure, not the axes: the long method names leave the axes narrow.
+    fig.suptitle(title, fontsize="medium")
+    ax.grid(True, axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_seed_spread(values: Mapping[str, Sequence[float]], path, title: str,
+                     xlabel: str = "FPR95 (%), lower is better") -> None:
+    """Write :func:`seed_spread_figure` to a PNG (atomically)."""
+    _save_png(seed_spread_figure(values, title, xlabel), path)
 
 
 def plot_fpr95_vs_parameters(points: Sequence[Mapping], path, title: str) -> list[str]:

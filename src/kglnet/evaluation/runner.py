@@ -27,6 +27,7 @@ from .plots import (
     plot_fpr95_vs_parameters,
     plot_match_grid,
     plot_roc,
+    plot_seed_spread,
     plot_training_curves,
 )
 from .summary import summarize, write_summary_tables
@@ -248,6 +249,18 @@ def make_report(dataset: str, *, metrics: Sequence[Path], roc: Sequence[Path], h
     for (model, seed), history in histories_by_run.items():
         plot_training_curves(history, figures_dir / f"training_{model}_seed{seed}.png",
                              title=f"{model}, seed {seed}, on {dataset}")
+    # Seed spread (validation protocol, reported branch, mean over the test sets) where a method
+    # has several seeds: the tables give mean ± std, the dots show each run.
+    per_seed: dict[str, list[float]] = {}
+    for rec in records:
+        method = summary["methods"][rec["model"]]
+        if method["kind"] == "trained" and rec.get("seed") is not None:
+            value = mean_over_test_sets(rec["test_sets"]).get(f"fpr95_{method['branch']}")
+            if value is not None:
+                per_seed.setdefault(f"{method['label']} [{method['branch']}]", []).append(value)
+    if any(len(v) > 1 for v in per_seed.values()):
+        plot_seed_spread(per_seed, figures_dir / "fpr95_seeds.png",
+                         title=f"FPR95 per seed on {dataset}\n(reported branch, validation protocol, mean over test sets)")
     points = []
     for model, method in summary["methods"].items():
         params = next((r.get("parameters") for r in records if r["model"] == model), None)
