@@ -59,8 +59,9 @@ def _save_png(fig: Figure, path: str | os.PathLike) -> None:
 
 
 # Up to this many curves the legend fits inside the axes and the default 10-colour cycle suffices;
-# beyond it (ablation and zoo tables: 14-50 curves) the legend moves beside the axes and colours
-# come from a 20-colour map, so no two of up to 20 curves share one.
+# beyond it (the built-in ablation table's figure has 14 curves, the zoo's more) the legend moves
+# beside the axes, and beyond 10 the colours come from a 20-colour map, so no two of up to 20
+# curves share one.
 _ROC_INLINE_LEGEND = 6
 _ROC_DEFAULT_COLOURS = 10
 
