@@ -189,6 +189,56 @@ def _run_of(path: str | os.PathLike) -> tuple[str, int]:
     return path.parent.name, int(stem[4:])
 
 
+def report_roc_curves(summary: dict, records: Sequence[dict], roc: Sequence[Path]
+                      ) -> tuple[dict[str, dict[str, tuple[np.ndarray, np.ndarray, float | None]]], dict[str, set[str]]]:
+    """The ROC figures' curves: each method's first seed (every branch its ROC files hold) and the
+    hand-crafted methods, per test set.
+
+    Args:
+        summary: :func:`~kglnet.evaluation.summary.summarize`'s output for ``records``.
+        records: the metrics records (``load_records``).
+        roc: ROC point files (``[{"model", "test_set", "branch", "fpr", "tpr"}, ...]``).
+
+    Returns:
+        ``(curves, dashed)``: test set -> label -> ``(fpr, tpr, fpr95)`` for
+        :func:`~kglnet.evaluation.plots.plot_roc`, and test set -> the labels to dash (the
+        descriptor branch of a model with two). A model with one curve is labelled by its name
+        and shows the FPR95 of the branch the tables report: a hand-crafted method's one distance
+        is stored as its descriptor ROC, while the tables report its FPR95 interpolated on that
+        same curve (the metric column), so the legend and the table give one number.
+
+    Raises:
+        ValueError: a ROC file names a model without a metrics record.
+    """
+    grouped: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    for path in roc:
+        for point in json.loads(Path(path).read_text()):
+            if point["model"] not in summary["methods"]:
+                raise ValueError(f"{path}: no metrics record for model {point['model']!r} among {sorted(summary['methods'])}")
+            key = (point["test_set"], point["model"], point["branch"])
+            grouped.setdefault(key, []).append((point["fpr"], point["tpr"]))
+    branches_of: dict[str, set[str]] = {}
+    for _, model, branch in grouped:
+        branches_of.setdefault(model, set()).add(branch)
+    first_seed = {}
+    for rec in records:
+        first_seed.setdefault(rec["model"], rec)
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, float | None]]] = {}
+    dashed: dict[str, set[str]] = {}
+    for (test_set, model, branch), pts in grouped.items():
+        record = first_seed[model]
+        fpr, tpr = np.asarray(pts).T
+        two_branches = len(branches_of[model]) > 1
+        label = f"{record['label']} ({branch})" if two_branches else record["label"]
+        if record.get("seed") is not None:
+            label += f", seed {record['seed']}"
+        shown = branch if two_branches else summary["methods"][model]["branch"]
+        curves.setdefault(test_set, {})[label] = (fpr, tpr, record["test_sets"][test_set][f"fpr95_{shown}"])
+        if two_branches and branch == "descriptor":
+            dashed.setdefault(test_set, set()).add(label)
+    return curves, dashed
+
+
 def make_report(dataset: str, *, metrics: Sequence[Path], roc: Sequence[Path], histories: Sequence[Path],
                 table_md: Path, table_csv: Path, figures_dir: Path, summary_out: Path | None = None,
                 paper_table: str | None = None, paper_methods: dict[str, str] | None = None) -> dict:
@@ -219,30 +269,7 @@ def make_report(dataset: str, *, metrics: Sequence[Path], roc: Sequence[Path], h
 
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
-    curves_by_set: dict[str, dict[str, tuple[np.ndarray, np.ndarray, float | None]]] = {}
-    dashed_by_set: dict[str, set[str]] = {}
-    grouped: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
-    for path in roc:
-        for point in json.loads(Path(path).read_text()):
-            if point["model"] not in summary["methods"]:
-                raise ValueError(f"{path}: no metrics record for model {point['model']!r} among {sorted(summary['methods'])}")
-            key = (point["test_set"], point["model"], point["branch"])
-            grouped.setdefault(key, []).append((point["fpr"], point["tpr"]))
-    branches_of: dict[str, set[str]] = {}
-    for _, model, branch in grouped:
-        branches_of.setdefault(model, set()).add(branch)
-    first_seed = {}
-    for rec in records:
-        first_seed.setdefault(rec["model"], rec)
-    for (test_set, model, branch), pts in grouped.items():
-        record = first_seed[model]
-        fpr, tpr = np.asarray(pts).T
-        label = record["label"] if len(branches_of[model]) == 1 else f"{record['label']} ({branch})"
-        if record.get("seed") is not None:
-            label += f", seed {record['seed']}"
-        curves_by_set.setdefault(test_set, {})[label] = (fpr, tpr, record["test_sets"][test_set][f"fpr95_{branch}"])
-        if branch == "descriptor" and len(branches_of[model]) > 1:
-            dashed_by_set.setdefault(test_set, set()).add(label)
+    curves_by_set, dashed_by_set = report_roc_curves(summary, records, roc)
     for test_set, curves in curves_by_set.items():
         plot_roc(curves, figures_dir / f"roc_{test_set}.png", title=f"ROC on {dataset} / {test_set}",
                  dashed=dashed_by_set.get(test_set, ()))
