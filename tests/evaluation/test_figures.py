@@ -197,6 +197,24 @@ def test_plot_fpr95_vs_parameters_writes_png_and_skips(tmp_path):
     _check_png(tmp_path, "p.png")
 
 
+def test_plot_fpr95_vs_parameters_layout_does_not_depend_on_machine_speed(tmp_path, monkeypatch):
+    # adjustText stops after 1 s of wall time unless given an iteration limit; a slow machine
+    # (here a clock that jumps 10 s per reading) must still draw the same chart.
+    import adjustText
+
+    from kglnet.evaluation import plots
+
+    if plots.adjust_text is None:
+        pytest.skip("adjustText not installed")
+    crowded = [{"label": f"method {i}", "params": 1_000_000 + 1_000 * i, "fpr95": 90.0 + 0.1 * i, "kind": "ours"}
+               for i in range(12)]
+    plot_fpr95_vs_parameters(crowded, tmp_path / "fast.png", "crowded")
+    clock = iter(range(0, 10**6, 10))
+    monkeypatch.setattr(adjustText, "timer", lambda: next(clock))
+    plot_fpr95_vs_parameters(crowded, tmp_path / "slow.png", "crowded")
+    assert (tmp_path / "fast.png").read_bytes() == (tmp_path / "slow.png").read_bytes()
+
+
 def test_plot_fpr95_vs_parameters_keeps_crowded_labels_apart(tmp_path, monkeypatch):
     # The built-in zoo's small networks: eight methods within 1-3 M parameters and 88-97 % FPR95,
     # whose labels, each written at its point, covered one another.

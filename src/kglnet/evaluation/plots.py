@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _DPI = 120
+_ADJUST_TEXT_ITERATIONS = 1000
 
 
 def _new_figure(width: float, height: float, ncols: int = 1):
@@ -587,8 +588,12 @@ def plot_fpr95_vs_parameters(points: Sequence[Mapping], path, title: str) -> lis
         # Methods of similar size and score sit on top of each other (the small descriptor
         # networks near 1 M parameters): adjustText moves the labels apart and off the points,
         # with a leader line to each label it moved far.
+        # A fixed iteration limit, not adjustText's default of 1 s of wall time: with a time limit
+        # the layout of a crowded chart depended on the machine's speed (the mini VIS-LWIR chart
+        # needed 1,083 iterations and came out different on each rerun); converged layouts take
+        # 19-23.
         adjust_text(texts, x=[x for _, x, _, _ in kept], y=[v for _, _, v, _ in kept], ax=ax, expand=(1.3, 1.6),
-                    force_static=(0.5, 1.0), force_text=(0.3, 0.5),
+                    force_static=(0.5, 1.0), force_text=(0.3, 0.5), iter_lim=_ADJUST_TEXT_ITERATIONS,
                     arrowprops={"arrowstyle": "-", "color": "0.4", "lw": 0.5})
     _save_png(fig, path)
     return skipped
