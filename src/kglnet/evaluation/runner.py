@@ -247,7 +247,9 @@ def make_report(dataset: str, *, metrics: Sequence[Path], roc: Sequence[Path], h
     Writes ``table_md`` / ``table_csv`` (:func:`~kglnet.evaluation.summary.write_summary_tables`:
     both protocols, mean ± std over seeds, the paper's numbers beside ours, then both branches of
     every run), ``summary_out`` (the JSON DVC tracks as metrics) and, in ``figures_dir``, one ROC
-    figure per test set, one training-curve figure per run and FPR95 against parameter count.
+    figure per test set (:func:`report_roc_curves`), one training-curve figure per run, FPR95
+    against parameter count and, where a method has several seeds, FPR95 per seed
+    (``fpr95_seeds.png``).
     Histories are ``<model>/seed<N>.json`` files; ROC files hold their model in every point.
     """
     records = load_records(metrics)
