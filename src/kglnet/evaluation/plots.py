@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Collection, Mapping, Sequence
 
 import numpy as np
+from matplotlib import colormaps, rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -59,12 +60,9 @@ def _save_png(fig: Figure, path: str | os.PathLike) -> None:
         fig.savefig(tmp, format="png")
 
 
-# Up to this many curves the legend fits inside the axes and the default 10-colour cycle suffices;
-# beyond it (the built-in ablation table's figure has 14 curves, the zoo's more) the legend moves
-# beside the axes, and beyond 10 the colours come from a 20-colour map, so no two of up to 20
-# curves share one.
+# Up to this many curves the legend fits inside the axes (the built-in ablation table's figure has
+# 14 curves, the zoo's more); beyond it the legend moves beside the axes.
 _ROC_INLINE_LEGEND = 6
-_ROC_DEFAULT_COLOURS = 10
 
 
 def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], title: str,
@@ -85,10 +83,10 @@ def roc_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], title
         raise ValueError(f"dashed names labels that are not curves: {sorted(unknown)}")
     many = len(curves) > _ROC_INLINE_LEGEND
     fig, (ax,) = _new_figure(9.5 if many else 6.0, 5.0)
+    # More curves than the colour cycle has colours (10 by default): a 20-colour map, so no two of
+    # up to 20 curves share one.
     colours = None
-    if len(curves) > _ROC_DEFAULT_COLOURS:
-        from matplotlib import colormaps
-
+    if len(curves) > len(rcParams["axes.prop_cycle"]):
         cmap = colormaps["tab20"]
         colours = [cmap(i % cmap.N) for i in range(len(curves))]
     for i, (label, (fpr, tpr, f95)) in enumerate(curves.items()):
