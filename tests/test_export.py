@@ -253,3 +253,19 @@ def test_export_command_line(untrained_checkpoint, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(untrained_checkpoint("hardnet")), "--out-dir", str(out),
                  "--format", "pickle"]) == 2
     assert "kglnet export: error:" in capsys.readouterr().err
+
+
+def test_standardized_input_variant_exports_with_its_standardisation(tmp_path_factory):
+    """The standardisation lives in the low-level stacks, so the exported descriptor and metric
+    files carry it: they equal the PyTorch model and ignore each spectrum's brightness and contrast."""
+    model, _, out, manifest = exported("kglnet_standardized_input", 3, tmp_path_factory)
+    assert manifest["model_name"] == "kglnet_standardized_input"
+    desc_vis, desc_other, metric = (load(out / f) for f in ("descriptor_vis.pt", "descriptor_other.pt", "metric.pt"))
+    vis, other = random_pairs(3, 3)
+    with torch.no_grad():
+        ref_vis, ref_other, ref_prob = model(vis, other)
+        torch.testing.assert_close(desc_vis(vis), ref_vis, atol=ATOL, rtol=0)
+        torch.testing.assert_close(desc_other(other), ref_other, atol=ATOL, rtol=0)
+        torch.testing.assert_close(metric(vis, other), ref_prob, atol=ATOL, rtol=0)
+        torch.testing.assert_close(desc_vis(0.5 * vis + 0.25), ref_vis, atol=1e-4, rtol=0)
+        torch.testing.assert_close(metric(0.5 * vis + 0.25, 0.8 * other + 0.1), ref_prob, atol=1e-4, rtol=0)

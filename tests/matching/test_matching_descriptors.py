@@ -90,3 +90,18 @@ def test_match_probabilities_are_the_metric_branch_of_the_pairs(kglnet, patches)
     assert p.shape == (3,) and p.dtype == np.float32
     assert np.allclose(p, expected.numpy(), atol=1e-5)
     assert match_probabilities(kglnet, vis_u8, other_u8, np.zeros((0, 2), np.int64)).shape == (0,)
+
+
+def test_standardized_input_variant_matches_with_its_standardisation(patches):
+    """Matching runs each spectrum's low-level stack alone; the variant's per-patch
+    standardisation is inside that stack, so per-image descriptors equal the paired forward's."""
+    vis_u8, other_u8 = patches
+    torch.manual_seed(0)
+    model = create_model("kglnet_standardized_input").eval()
+    vis, other = to_unit_float(torch.from_numpy(vis_u8)), to_unit_float(torch.from_numpy(other_u8))
+    with torch.no_grad():
+        f = model.features(vis, other)
+        torch.testing.assert_close(branch_descriptors(model, vis, "vis"), f.desc_vis, atol=1e-6, rtol=0)
+        torch.testing.assert_close(branch_descriptors(model, other, "other"), f.desc_other, atol=1e-6, rtol=0)
+        # the same patch with another brightness and contrast gives the same descriptors
+        torch.testing.assert_close(branch_descriptors(model, 0.5 * vis + 0.2, "vis"), f.desc_vis, atol=1e-4, rtol=0)

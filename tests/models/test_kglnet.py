@@ -219,3 +219,50 @@ def test_one_pass_shared_stack_is_refused_by_models_without_shared_layers():
 
     with pytest.raises(ValueError, match="one_pass_shared_stack: HardNet has no shared descriptor layers"):
         prepare_model(create_model("hardnet"), channels_last=False, one_pass_shared_stack=True)
+
+
+# --- kglnet_standardized_input: not in the paper, the remedy under test for mini OS -------------
+
+def test_standardize_patches_statistics_and_bounds():
+    from kglnet.models.layers import STANDARDIZE_EPS, standardize_patches
+
+    x = torch.rand(4, 1, 64, 64) * torch.tensor([0.1, 0.5, 1.0, 2.0])[:, None, None, None] + 0.2
+    flat = standardize_patches(x).flatten(1)
+    torch.testing.assert_close(flat.mean(1), torch.zeros(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(flat.std(1), torch.ones(4), atol=1e-4, rtol=0)
+    # float32 rounding leaves a constant patch's mean about 1e-8 off its value: HardNet's eps
+    # (1e-7) blows that up to about 0.3; the low-level stacks' eps (a quarter grey level) does not
+    constant = torch.full((2, 1, 64, 64), 0.3)
+    assert standardize_patches(constant).abs().max() > 0.1
+    assert standardize_patches(constant, eps=STANDARDIZE_EPS).abs().max() < 1e-3
+    one_pixel = torch.zeros(1, 1, 64, 64)
+    one_pixel[0, 0, 5, 7] = 1.0
+    # the most extreme patch there is: one pixel reaches (N - 1) / sqrt(N) (Samuelson), N = 4096
+    assert standardize_patches(one_pixel).abs().max().item() == pytest.approx(4095 / 64, rel=1e-4)
+
+
+def test_standardized_input_variant_has_kglnets_weights_and_ignores_brightness_and_contrast():
+    from kglnet.models import KGLNetStandardizedInput
+    from kglnet.models.layers import STANDARDIZE_EPS, standardize_patches
+
+    torch.manual_seed(0)
+    plain = create_model("kglnet").eval()
+    standardized = create_model("kglnet_standardized_input").eval()
+    assert "kglnet_standardized_input" in list_models() and isinstance(standardized, KGLNetStandardizedInput)
+    assert count_parameters(standardized) == 6_409_713
+    standardized.load_state_dict(plain.state_dict())  # strict: the same names and shapes
+    vis, other = torch.rand(3, 1, 64, 64), torch.rand(3, 1, 64, 64)
+    # each spectrum with its own brightness and contrast, still inside [0, 1]
+    vis2, other2 = 0.5 * vis + 0.25, 0.8 * other + 0.1
+    with torch.no_grad():
+        out, moved = standardized(vis, other), standardized(vis2, other2)
+        for a, b in zip(out, moved):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+        # the same network as the plain one, fed standardised patches
+        for a, b in zip(out, plain(standardize_patches(vis, eps=STANDARDIZE_EPS),
+                                   standardize_patches(other, eps=STANDARDIZE_EPS))):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+        # the plain network sees the change (its first FRN removes the scale, not the mean)
+        assert not torch.allclose(plain(vis, other)[0], plain(vis2, other2)[0], atol=1e-2)
+        flat = standardized(torch.full((2, 1, 64, 64), 0.5), torch.zeros(2, 1, 64, 64))
+        assert all(torch.isfinite(t).all() for t in flat)

@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .kglnet import PATCH_SIZE, check_patch_batch
-from .layers import FRN, TLU, l2_normalize
+from .layers import FRN, TLU, l2_normalize, standardize_patches
 from .registry import register_model
 
 DESCRIPTOR_DIM = 128
@@ -49,17 +49,6 @@ def resize_patches(x: torch.Tensor, size: int) -> torch.Tensor:
     if size == x.shape[-1]:
         return x
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-
-
-def standardize_patches(x: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """HardNet's ``input_norm``: per patch, subtract the mean and divide by (unbiased std + eps).
-
-    The statistics are detached, as in HardNet's code. Shapes: [B,1,H,W] -> [B,1,H,W].
-    """
-    flat = x.flatten(1)
-    mean = flat.mean(dim=1).detach()[:, None, None, None]
-    std = flat.std(dim=1).detach()[:, None, None, None]
-    return (x - mean) / (std + eps)
 
 
 def orthogonal_init(module: nn.Module, gain: float = 0.6, bias: float = 0.01) -> None:

@@ -77,10 +77,38 @@ class ConvFRN(nn.Sequential):
         super().__init__(*layers)
 
 
-class LowLevelStack(nn.Sequential):
-    """Per-modality layers 1-4: [B,1,64,64] -> low-level map [B,64,32,32]."""
+#: eps of :class:`LowLevelStack`'s standardisation: a quarter of one grey level (1 / 255). HardNet's
+#: 1e-7 is not large against float32's rounding error in a patch mean (about 1e-8 for values near
+#: 0.3), so with it a constant patch comes out near +-0.3 instead of 0; a patch with texture (std of a few grey levels
+#: or more) is scaled within a few per cent of 1 / std, and layer 1's FRN removes that scale anyway.
+STANDARDIZE_EPS = 1e-3
 
-    def __init__(self) -> None:
+
+def standardize_patches(x: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """HardNet's ``input_norm``: per patch, subtract the mean and divide by (unbiased std + eps).
+
+    The statistics are detached, as in HardNet's code (eps 1e-7 is its value). No value of a
+    standardised patch of N pixels exceeds (N - 1) / sqrt(N) in magnitude (Samuelson's inequality).
+    Shapes: [B,C,H,W] -> [B,C,H,W] (statistics over C, H and W of each sample).
+    """
+    flat = x.flatten(1)
+    mean = flat.mean(dim=1).detach()[:, None, None, None]
+    std = flat.std(dim=1).detach()[:, None, None, None]
+    return (x - mean) / (std + eps)
+
+
+class LowLevelStack(nn.Sequential):
+    """Per-modality layers 1-4: [B,1,64,64] -> low-level map [B,64,32,32].
+
+    ``standardize_input`` (not in the SPEC, off by default): standardise each patch with
+    :func:`standardize_patches` (eps :data:`STANDARDIZE_EPS`) before layer 1. Layer 1's FRN already
+    divides each patch by its root mean square, so what this adds is the mean's removal; the
+    division keeps the values bounded. It adds no parameter, so the state-dict keys are
+    those of the plain stack, and every caller of the stack (training, scoring, matching, export)
+    gets it.
+    """
+
+    def __init__(self, standardize_input: bool = False) -> None:
         super().__init__(
             FRN(1),
             TLU(1),
@@ -89,6 +117,12 @@ class LowLevelStack(nn.Sequential):
             ConvFRN(32, 64, stride=2),
             ConvFRN(64, 64, eca=True),
         )
+        self.standardize_input = standardize_input
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.standardize_input:
+            x = standardize_patches(x, eps=STANDARDIZE_EPS)
+        return super().forward(x)
 
 
 class HighLevelStack(nn.Sequential):
@@ -121,4 +155,4 @@ def l2_normalize(d: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = ["FRN", "TLU", "ECA", "ConvFRN", "LowLevelStack", "HighLevelStack", "init_weights",
-           "l2_normalize", "eca_kernel_size"]
+           "l2_normalize", "eca_kernel_size", "standardize_patches", "STANDARDIZE_EPS"]
