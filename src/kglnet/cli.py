@@ -552,6 +552,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from .utils.numerics import apply_portable_cpu_backends
+
+    # KGLNET_PORTABLE_CPU=1 (set by `kglnet regression-check` for its pipeline): the same
+    # floating-point results on any x86-64 processor (kglnet.utils.numerics)
+    apply_portable_cpu_backends()
     from .checkpoint import CheckpointError
     from .data import PairFileError
     from .data.sources import SourceError
