@@ -273,22 +273,11 @@ def _machine() -> dict[str, Any]:
     import numpy
     import torch
 
-    from kglnet.bench import device_name
+    from kglnet.bench import cpu_model, device_name
 
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
             "device": device_name(torch.device("cpu")), "cpu_model": cpu_model(),
             "numerics": "portable: " + " ".join(f"{k}={v}" for k, v in PORTABLE_CPU_ENV.items())}
-
-
-def cpu_model() -> str | None:
-    """The processor's model name from /proc/cpuinfo (Linux), else None."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def regression_check(root: str | os.PathLike = ".", *, config: str = CONFIG, baseline: str = BASELINE,
