@@ -555,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .utils.numerics import apply_portable_cpu_backends
 
     # KGLNET_PORTABLE_CPU=1 (set by `kglnet regression-check` for its pipeline): the same
-    # floating-point results on any x86-64 processor (kglnet.utils.numerics)
+    # floating-point results on any x86-64 processor with AVX2 (kglnet.utils.numerics)
     apply_portable_cpu_backends()
     from .checkpoint import CheckpointError
     from .data import PairFileError
