@@ -3,7 +3,8 @@
 ``export_checkpoint(checkpoint, out_dir)`` loads the model with :func:`kglnet.checkpoint.load_model`
 and writes into ``out_dir``:
 
-- KGL-Net (``kglnet``, ``kglnet_shared_lowlevel``): ``descriptor_vis.pt`` and ``descriptor_other.pt``
+- KGL-Net (``kglnet``, ``kglnet_shared_lowlevel``, ``kglnet_standardized_input``): ``descriptor_vis.pt``
+  and ``descriptor_other.pt``
   (one modality's patches float32 [B,1,64,64] in [0,1] -> L2-normalised descriptors float32 [B,128];
   ``vis`` is the visible patch, ``other`` the NIR / thermal / SAR patch) and ``metric.pt``
   (``vis``, ``other`` float32 [B,1,64,64] -> match probability float32 [B]);

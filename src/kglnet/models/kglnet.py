@@ -184,11 +184,10 @@ class KGLNetStandardizedInput(KGLNet):
     Why: on mini OS (optical / SAR) KGL-Net's descriptors collapse at the paper's settings (the
     paper's input is uint8 / 255, SPEC section 3), while HardNet, which standardises its input this
     way, learns there (``results/gpu/h100-2026-11-26/README.md``: test FPR95 81.80 % after 40 GPU
-    epochs, KGL-Net 94.96 % after 200). Standardised, the
-    network sees the same input for ``a * x + b`` as for ``x`` (a > 0): each spectrum's local
-    brightness and contrast drop out before layer 1, where FRN alone divides by the root mean
-    square but keeps the mean. A deviation from the SPEC, registered under its own name so that
-    no table mistakes it for KGL-Net.
+    epochs, KGL-Net 94.96 % after 200). Standardised, the network sees the same input for
+    ``a * x + b`` as for ``x`` (a > 0): each spectrum's local brightness and contrast drop out
+    before layer 1, where FRN alone divides by the root mean square but keeps the mean. A deviation
+    from the SPEC, registered under its own name so that no table mistakes it for KGL-Net.
     """
 
     standardize_input = True
