@@ -230,10 +230,10 @@ def test_standardize_patches_statistics_and_bounds():
     flat = standardize_patches(x).flatten(1)
     torch.testing.assert_close(flat.mean(1), torch.zeros(4), atol=1e-5, rtol=0)
     torch.testing.assert_close(flat.std(1), torch.ones(4), atol=1e-4, rtol=0)
-    # float32 rounding leaves a constant patch's mean about 1e-8 off its value: HardNet's eps
-    # (1e-7) blows that up to about 0.3; the low-level stacks' eps (a quarter grey level) does not
+    # float32 rounding can leave a constant patch's mean about 1e-8 off its value (it did here,
+    # and HardNet's eps, 1e-7, blew that up to about 0.3); the low-level stacks' eps (a quarter
+    # grey level) keeps a flat patch flat whatever the summation order
     constant = torch.full((2, 1, 64, 64), 0.3)
-    assert standardize_patches(constant).abs().max() > 0.1
     assert standardize_patches(constant, eps=STANDARDIZE_EPS).abs().max() < 1e-3
     one_pixel = torch.zeros(1, 1, 64, 64)
     one_pixel[0, 0, 5, 7] = 1.0
