@@ -79,9 +79,9 @@ class ConvFRN(nn.Sequential):
 
 #: eps of :class:`LowLevelStack`'s standardisation: a quarter of one grey level (1 / 255). HardNet's
 #: 1e-7 is not large against float32's rounding error in a patch mean (about 1e-8 for values near
-#: 0.3), so with it a constant patch comes out near +-0.3 instead of 0; a patch with texture (std
-#: of a few grey levels or more) is scaled within a few per cent of 1 / std, and layer 1's FRN
-#: removes that scale anyway.
+#: 0.3; the error depends on the summation order): with it a constant patch of 0.3 came out as
+#: 0.298 on the 2-core machine instead of 0; a patch with texture (std of a few grey levels or
+#: more) is scaled within a few per cent of 1 / std, and layer 1's FRN removes that scale anyway.
 STANDARDIZE_EPS = 1e-3
 
 

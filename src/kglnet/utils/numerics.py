@@ -22,7 +22,8 @@ before it starts: :func:`portable_cpu_environment` builds that environment for a
 (``kglnet regression-check`` runs its pipeline with it), and :func:`apply_portable_cpu_backends`
 applies the third inside ``kglnet``. The thread count must also be the same (it fixes how work is
 split). A KGL-Net training step of 8 pairs took 1.5x as long as with the native kernels on the
-2-core machine; the mode is for runs compared across machines, not for speed.
+2-core machine (both timed while two other trainings shared its cores); the mode is for runs
+compared across machines, not for speed.
 """
 
 from __future__ import annotations
