@@ -5,11 +5,12 @@ in its 256-pair batch (the other-spectrum patch nearest to the visible one in de
 The test file's negatives are other pairs. A head that separates one kind and not the other
 shows where learning stops; a head whose logits hardly vary has learned nothing at all.
 
-For each checkpoint this scores, in eval mode and without augmentation:
-  - the training positives, in shuffled batches of 256 (seeded), each batch's HNSM-M hardest
-    negatives and a random derangement of it (random in-batch negatives);
-  - the test file's pairs.
-(mining with the batch's BatchNorm statistics, as training does, unless --mining running)
+For each checkpoint this scores, without augmentation:
+  - the training positives, in shuffled batches of 256 (seeded), beside each batch's HNSM-M
+    hardest negatives, mined with the batch's BatchNorm statistics as training does (or the
+    running ones: --mining running), and beside a random in-batch negative (the next pair of
+    the shuffled batch);
+  - the test file's pairs, in eval mode as the workflow scores them;
 and writes, per group, the metric logit's mean and standard deviation, and for each pair of
 groups the ROC AUC and the metric FPR95 (the tables' definition), plus the descriptor's FPR95
 on the same pairs. Output: one JSON, and a Markdown table on stdout.
@@ -59,10 +60,10 @@ def diagnose(checkpoint: Path, train_file: Path, test_file: Path, batch_size: in
     logits = {"positive": [], "hardest negative": [], "random negative": []}
     distance = {"positive": [], "hardest negative": [], "random negative": []}
     for start in range(0, len(order) - batch_size + 1, batch_size):  # full batches, as in training
-        idx = np.sort(order[start:start + batch_size])
+        idx = order[start:start + batch_size]  # shuffled, so the next pair is a random one
         f = _batch(miner, train.left[idx], train.right[idx])
         hard = hardest_negatives(f.desc_vis, f.desc_other).vis_other_index
-        shift = torch.roll(torch.arange(batch_size), 1)  # a derangement: never the pair itself
+        shift = torch.roll(torch.arange(batch_size), 1)  # never the pair itself
         for name, j in (("positive", torch.arange(batch_size)), ("hardest negative", hard), ("random negative", shift)):
             logits[name].append(model.metric_logits(f.diff_vis, f.diff_other.index_select(0, j)))
             distance[name].append((f.desc_vis - f.desc_other.index_select(0, j)).norm(dim=1))
