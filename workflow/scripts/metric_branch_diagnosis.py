@@ -10,7 +10,7 @@ For each checkpoint this scores, without augmentation:
     hardest negatives, mined with the batch's BatchNorm statistics as training does (or the
     running ones: --mining running), and beside a random in-batch negative (the next pair of
     the shuffled batch);
-  - the test file's pairs, in eval mode as the workflow scores them;
+  - the test file's pairs, with the workflow's own scoring (kglnet.inference.score_pairs);
 and writes, per group, the metric logit's mean and standard deviation, and for each pair of
 groups the ROC AUC and the metric FPR95 (the tables' definition), plus the descriptor's FPR95
 on the same pairs. Output: one JSON, and a Markdown table on stdout.
@@ -34,6 +34,7 @@ from sklearn.metrics import roc_auc_score
 from kglnet.checkpoint import load_model
 from kglnet.data.pairfile import read_pairs
 from kglnet.evaluation.fpr95 import fpr95_descriptor, fpr95_metric
+from kglnet.inference import score_pairs
 from kglnet.losses import hardest_negatives
 from kglnet.step import to_unit_float
 
@@ -68,14 +69,13 @@ def diagnose(checkpoint: Path, train_file: Path, test_file: Path, batch_size: in
             logits[name].append(model.metric_logits(f.diff_vis, f.diff_other.index_select(0, j)))
             distance[name].append((f.desc_vis - f.desc_other.index_select(0, j)).norm(dim=1))
     test = read_pairs(test_file)
-    t_logit, t_dist = [], []
-    for start in range(0, len(test), batch_size):
-        f = _batch(model, test.left[start:start + batch_size], test.right[start:start + batch_size])
-        t_logit.append(model.metric_logits(f.diff_vis, f.diff_other))
-        t_dist.append((f.desc_vis - f.desc_other).norm(dim=1))
+    # The test pairs are scored as the workflow scores them. The logit is recovered from the
+    # float32 probability: order-preserving, and precise while the probability stays off 0 and 1.
+    scored = score_pairs(model, test.left, test.right, batch_size=batch_size)
+    t_logit = torch.logit(torch.from_numpy(scored["probability"]).double()).numpy()
+    t_dist = scored["distance"]
     groups = {k: torch.cat(v).numpy() for k, v in logits.items()}
     dists = {k: torch.cat(v).numpy() for k, v in distance.items()}
-    t_logit, t_dist = torch.cat(t_logit).numpy(), torch.cat(t_dist).numpy()
     groups["test positive"], groups["test negative"] = t_logit[test.label == 1], t_logit[test.label == 0]
     dists["test positive"], dists["test negative"] = t_dist[test.label == 1], t_dist[test.label == 0]
 
