@@ -155,6 +155,16 @@ def test_train_monitor_puts_test_curves_in_the_history(tiny_dataset, micro_train
     assert 0.0 <= entry["test"]["test"]["fpr95_metric"] <= 100.0
 
 
+def test_train_init_from_a_missing_checkpoint_exits_2_naming_it(tiny_dataset, micro_train, tmp_path, capsys):
+    missing = tmp_path / "stage1" / "best.pt"
+    rc = main(["train", "--train", str(micro_train), "--val", str(tiny_dataset / "val.h5"), "--out-dir",
+               str(tmp_path / "run"), "--init-from", str(missing), "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "init_from: checkpoint file does not exist" in err
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
 def test_train_bad_checkpoint_minutes_exits_2_before_reading_data(tmp_path, capsys):
     rc = main(["train", "--train", "a.h5", "--val", "b.h5", "--out-dir", str(tmp_path / "run"),
                "--checkpoint-minutes", "-1"])

@@ -406,7 +406,7 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
     legacy = dataclasses.asdict(TrainConfig())
     for k in ("epochs", "device", "eval_batch_size", "threads", "checkpoint_every", "checkpoint_minutes", "select_on", "weight_decay", "momentum",
               "dampening", "precision", "channels_last", "compile", "lr_schedule", "lr_decay", "lr_step_epochs",
-              "lr_step_gamma", "fused_optimizer", "one_pass_shared_stack"):
+              "lr_step_gamma", "fused_optimizer", "one_pass_shared_stack", "init_from"):
         legacy.pop(k)
     for k in ("triplet_weight", "bce_weight", "feature_weight", "negatives"):
         legacy["loss"].pop(k)
@@ -634,3 +634,89 @@ def test_training_stopped_on_request_writes_last_pt_at_that_step(tmp_path, tiny_
     state = read_checkpoint(tmp_path / "last.pt")
     assert len(calls) == 2 and state["epoch"] == 0 and (state["partial"]["epoch"], state["partial"]["step"]) == (1, 2)
     assert not (tmp_path / "best.pt").exists()
+
+
+# -- init_from: a run that starts from a trained checkpoint (fine-tuning, a second stage) ---------
+
+@pytest.fixture(scope="module")
+def first_stage(micro_train, micro_val, tmp_path_factory):
+    """One micro epoch of KGL-Net: the run a second stage starts from."""
+    out = tmp_path_factory.mktemp("stage1")
+    train(micro_train, micro_val, out, TrainConfig(epochs=1, augment=False, **MICRO), resume=False, progress=False)
+    return out
+
+
+def _parameters(state, model_name="kglnet"):
+    # the learned parameters (BatchNorm's running statistics move in any training step)
+    names = {n for n, _ in create_model(model_name).named_parameters()}
+    return {k: v for k, v in state.items() if k in names}
+
+
+def test_init_from_starts_from_the_checkpoints_weights(micro_train, micro_val, first_stage, tmp_path):
+    start = first_stage / "best.pt"
+    # learning rates of 0: the second stage's weights are the weights it started from
+    cfg = TrainConfig(epochs=1, augment=False, lr_features=0.0, lr_head=0.0, init_from=str(start), **MICRO)
+    train(micro_train, micro_val, tmp_path, cfg, resume=False, progress=False)
+    assert_same_weights(_parameters(weights(tmp_path / "last.pt")), _parameters(weights(start)))
+    scratch = tmp_path / "scratch"  # without init_from the same settings keep the seed's initialisation
+    train(micro_train, micro_val, scratch, TrainConfig(epochs=1, augment=False, lr_features=0.0, lr_head=0.0, **MICRO),
+          resume=False, progress=False)
+    assert not torch.equal(weights(scratch / "last.pt")["low_vis.2.0.weight"], weights(start)["low_vis.2.0.weight"])
+    recorded = json.loads((tmp_path / "config.json").read_text())
+    assert recorded["init_from"]["file"] == str(start) and recorded["init_from"]["epoch"] == 1
+    assert recorded["init_from"]["selection"] == "validation"
+    assert recorded["inputs_sha256"]["init"] == train_module.sha256_file(start)
+    assert recorded["train"]["init_from"] == str(start)
+
+
+def test_init_from_resumes_only_on_the_same_starting_weights(micro_train, micro_val, first_stage, tmp_path):
+    start = tmp_path / "start.pt"
+    start.write_bytes((first_stage / "best.pt").read_bytes())
+    run = tmp_path / "run"
+    cfg = dict(augment=False, loss={"negatives": "hardest"}, init_from=str(start), **MICRO)
+    settings = TrainConfig.from_dict({**cfg, "epochs": 1})
+    train(micro_train, micro_val, run, settings, resume=False, progress=False)
+    finished = weights(run / "last.pt")
+    train(micro_train, micro_val, run, settings, progress=False)  # same start: the finished run stands
+    assert "resuming from" in (run / "train.log").read_text()
+    assert_same_weights(weights(run / "last.pt"), finished)
+    # the first stage retrained (other weights under the same path): the second starts again
+    save_checkpoint(start, create_model("kglnet"), selection="validation", epoch=5)
+    train(micro_train, micro_val, run, settings, progress=False)
+    assert "starting from scratch" in (run / "train.log").read_text()
+    assert json.loads((run / "config.json").read_text())["init_from"]["epoch"] == 5
+
+
+@pytest.mark.parametrize("make_bad, message", [
+    (lambda p, stage: None, "checkpoint file does not exist"),
+    (lambda p, stage: p.write_bytes(b"not a checkpoint"), "not a readable checkpoint"),
+    (lambda p, stage: save_checkpoint(p, create_model("l2net")), "checkpoint is of model 'l2net', expected 'kglnet'"),
+])
+def test_init_from_a_bad_checkpoint_names_it_before_training(micro_train, micro_val, first_stage, tmp_path,
+                                                             make_bad, message):
+    bad = tmp_path / "start.pt"
+    make_bad(bad, first_stage)
+    with pytest.raises(CheckpointError) as exc:
+        train(micro_train, micro_val, tmp_path / "run", TrainConfig(epochs=1, init_from=str(bad), **MICRO),
+              progress=False)
+    assert str(bad) in str(exc.value) and "init_from" in str(exc.value) and message in str(exc.value)
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_init_from_weights_that_do_not_fit_are_named(micro_train, micro_val, tmp_path):
+    bad = tmp_path / "start.pt"
+    model = create_model("kglnet")
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("metric_head")}
+    save_checkpoint(bad, model, state)
+    with pytest.raises(CheckpointError, match="init_from: weights do not fit model 'kglnet'"):
+        train(micro_train, micro_val, tmp_path / "run", TrainConfig(epochs=1, init_from=str(bad), **MICRO),
+              progress=False)
+
+
+def test_init_from_must_be_a_path():
+    with pytest.raises(ValueError, match="'init_from' must be a string, got 3"):
+        TrainConfig.from_dict({"init_from": 3})
+    with pytest.raises(ValueError, match="init_from must be the path of a checkpoint"):
+        TrainConfig(init_from=None)
+    # a path, like the data files': it does not enter the resume fingerprint (its checksum does)
+    assert TrainConfig(init_from="a/best.pt").resume_key() == TrainConfig().resume_key()

@@ -140,6 +140,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings["device"] = args.device
     if args.checkpoint_minutes is not None:
         settings["checkpoint_minutes"] = args.checkpoint_minutes
+    if args.init_from is not None:
+        settings["init_from"] = str(args.init_from)
     cfg = TrainConfig.from_dict(settings)
     with stop_on_signals() as stop:
         summary = train(args.train, args.val, args.out_dir, cfg, resume=args.resume, progress=not args.no_progress,
@@ -454,6 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write OUT_DIR/last.pt inside an epoch once MIN minutes have passed since the last "
                         "write, so an interrupted long epoch resumes where it stopped (default 10; 0: only at "
                         "epoch ends)")
+    p.add_argument("--init-from", type=Path, metavar="CHECKPOINT",
+                   help="start from this checkpoint's weights (a best.pt or last.pt of the same model) instead of "
+                        "the seed's initialisation: fine-tune a trained model on other pairs, or train a second "
+                        "stage with other settings; optimiser and epochs start afresh")
     p.add_argument("--history-out", type=Path, help="also copy the per-epoch history JSON here")
     p.add_argument("--monitor", nargs="+", type=_monitor_item, metavar="NAME=FILE.h5",
                    help="test pair files evaluated after every epoch (never used for selection); their FPR95 "

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .augment import PairAugmentation
-from .checkpoint import cpu_state_dict, read_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, cpu_state_dict, read_checkpoint, save_checkpoint
 from .data import PairFileError, read_pairs
 from .inference import resolve_device, score_pairs
 from .losses import LossConfig, kglnet_loss
@@ -95,6 +95,11 @@ class TrainConfig:
     # KGL-Net's shared descriptor layers once on both modalities' batches (src/kglnet/step.py);
     # off: once per modality, the exact path.
     one_pass_shared_stack: bool = False
+    # A kglnet checkpoint of the same model (a run's best.pt or last.pt) whose weights the run
+    # starts from instead of the seed's initialisation: fine-tuning a trained model on other
+    # pairs, or a second stage with other settings (another loss). The optimiser, the epoch count
+    # and the random streams start afresh; "": the seed's initialisation (the paper).
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         # Names are checked here, before train() creates or reads anything.
@@ -135,6 +140,9 @@ class TrainConfig:
         if self.one_pass_shared_stack and not hasattr(model_factory(self.model), "one_pass_shared_stack"):
             raise ValueError(f"one_pass_shared_stack needs a model with shared descriptor layers (KGL-Net or "
                              f"one of its variants); got model {self.model!r}")
+        if not isinstance(self.init_from, str):
+            raise ValueError(f"init_from must be the path of a checkpoint (a string, \"\" for none); "
+                             f"got {self.init_from!r}")
         if self.fused_optimizer and self.optimizer not in FUSED_OPTIMIZERS:
             raise ValueError(f"fused_optimizer needs optimizer {' or '.join(FUSED_OPTIMIZERS)} "
                              f"(PyTorch has no fused {self.optimizer}); got optimizer {self.optimizer!r}")
@@ -155,10 +163,12 @@ class TrainConfig:
         Settings added after the first checkpoints were written (the ablation switches and
         ``select_on``) enter the fingerprint only when they differ from their defaults, which are
         the earlier behaviour: a checkpoint made before they existed still resumes, and any
-        changed setting still refuses it.
+        changed setting still refuses it. ``init_from`` is a path, like the data files' (moving a
+        run's files does not change it); the checksum of its file is compared as an input instead.
         """
         d = self.to_dict()
-        for volatile in ("epochs", "device", "eval_batch_size", "threads", "checkpoint_every", "checkpoint_minutes"):
+        for volatile in ("epochs", "device", "eval_batch_size", "threads", "checkpoint_every", "checkpoint_minutes",
+                         "init_from"):
             d.pop(volatile)
         for key, default in _LATER_DEFAULTS.items():
             if d.get(key) == default:
@@ -410,6 +420,20 @@ def _read_monitor(monitor: dict[str, str | os.PathLike] | None) -> dict[str, tup
     return out
 
 
+def _read_initial_weights(cfg: TrainConfig) -> dict[str, Any]:
+    """The checkpoint named by ``cfg.init_from``, checked: a kglnet checkpoint of ``cfg.model``
+    (else :class:`CheckpointError` naming the file). Returns its weights, checksum and origin."""
+    path = Path(cfg.init_from)
+    try:
+        state = read_checkpoint(path, expected_model=cfg.model)
+    except CheckpointError as exc:
+        raise CheckpointError(path, f"init_from: {exc.problem}") from None
+    origin = state.get("config") or {}
+    return {"file": str(path), "sha256": sha256_file(path), "model_state": state["model_state"],
+            "epoch": state.get("epoch"), "selection": state.get("selection", "last"),
+            "seed": origin.get("seed"), "loss": origin.get("loss")}
+
+
 def train(train_file: str | os.PathLike, val_file: str | os.PathLike, out_dir: str | os.PathLike,
           cfg: TrainConfig, resume: bool = True, progress: bool = True,
           monitor: dict[str, str | os.PathLike] | None = None, stop: StopRequest | None = None) -> dict[str, Any]:
@@ -465,6 +489,10 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     val_set = read_pairs(val_file, require_both_labels=True)
     inputs = {"train": sha256_file(train_file), "val": sha256_file(val_file)}
     monitored = _read_monitor(monitor)
+    initial = _read_initial_weights(cfg) if cfg.init_from else None
+    if initial is not None:
+        # a resume compares it, so a run is never continued on top of other starting weights
+        inputs["init"] = initial["sha256"]
 
     # Training data lives on the training device as uint8; batches are cast there.
     train_vis = torch.from_numpy(train_set.left[positives]).to(device)
@@ -472,7 +500,13 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     n = len(positives)
 
     model = create_seeded_model(cfg.model, cfg.seed)
-    fingerprint = model_fingerprint(model)
+    fingerprint = model_fingerprint(model)  # of the code's initialisation, before init_from's weights
+    if initial is not None:
+        try:
+            model.load_state_dict(initial["model_state"])
+        except RuntimeError as exc:
+            raise CheckpointError(cfg.init_from, f"init_from: weights do not fit model {cfg.model!r}: "
+                                                 f"{' '.join(str(exc).splitlines()[:3])}") from None
     model = model.to(device)
     optimizer = _make_optimizer(model, cfg)
     augment = PairAugmentation(photometric=cfg.augment, geometric=cfg.augment)
@@ -527,6 +561,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
                     for name, (path, pairs) in monitored.items()},
         "parameters": count_parameters(model), "model_fingerprint": fingerprint, "device": str(device),
         "torch": torch.__version__, "kglnet": __version__,
+        **({"init_from": {k: v for k, v in initial.items() if k != "model_state"}} if initial else {}),
     })
     log.info("model %s (%d parameters) on %s; %d training pairs, %d validation pairs, epochs %d..%d",
              cfg.model, count_parameters(model), device, n, len(val_set), start_epoch, cfg.epochs)

@@ -143,6 +143,39 @@ def test_train_by_model_overrides_one_entry_on_one_dataset(tmp_path):
     assert "datasets.builtin.train_by_model: 'hardnet' is not trained on this dataset" in result.stdout + result.stderr
 
 
+def test_init_from_makes_a_second_stage_wait_for_the_first(tmp_path):
+    project = _copy_project(tmp_path)
+    extra = project / "config/stages.yaml"
+    extra.write_text("datasets: {builtin: {source: synthetic, test_sets: [test], models: [kglnet_then_random]}}\n"
+                     "models: {kglnet_then_random: {model: kglnet, init_from: kglnet, seeds: [0, 2],\n"
+                     "  loss: {negatives: random}}}\n")
+    dry = run(["snakemake", "-n", "-p", "--configfile", "config/test.yaml", str(extra)], project)
+    out = dry.stdout + dry.stderr
+    for seed in (0, 2):  # each seed's second stage starts from the first stage's run of that seed
+        assert f"checkpoints/builtin/kglnet/seed{seed}/best.pt" in out
+        assert f'"init_from": "checkpoints/builtin/kglnet/seed{seed}/best.pt"' in out
+    assert re.search(r'"init_from": "checkpoints/builtin/kglnet/seed0/best.pt", "loss": \{"negatives": "random"\}, '
+                     r'"model": "kglnet"', out)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ("models: {a: {model: kglnet, init_from: b}}", "models.a.init_from: no model entry 'b'"),
+    ("models: {a: {model: kglnet, init_from: b}, b: {model: kglnet, init_from: a}}",
+     "start from each other in a circle: a -> b -> a"),
+    ("models: {a: {model: l2net, init_from: kglnet}}", "entry 'kglnet' trains 'kglnet', not 'l2net'"),
+    ("datasets: {builtin: {source: synthetic, test_sets: [test], models: [kglnet], train: {init_from: kglnet}}}",
+     "datasets.builtin.train.init_from: set init_from in the model entry"),
+])
+def test_a_bad_init_from_is_named_before_any_job(tmp_path, settings, message):
+    project = _copy_project(tmp_path)
+    extra = project / "config/stages.yaml"
+    extra.write_text(f"{settings}\n")
+    result = subprocess.run(["snakemake", "-n", "--configfile", "config/test.yaml", str(extra)], cwd=project,
+                            env=_env(), capture_output=True, text=True)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
 def test_registration_benchmark_is_a_rule_of_the_mini_config(tmp_path):
     project = _copy_project(tmp_path)
     dry = run(["snakemake", "-n", "-p", "--configfile", "config/mini.yaml", "config/cpu-smoke.yaml",

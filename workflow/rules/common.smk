@@ -69,13 +69,24 @@ def runs(dataset):
 def train_settings(dataset, model, seed):
     """The model entry's settings, overridden by the dataset's (`train`), then by the dataset's
     settings for this entry alone (`train_by_model`), for one seed. An entry names its
-    architecture with `model:` (default: the entry's own name), so ablations are entries too."""
+    architecture with `model:` (default: the entry's own name), so ablations are entries too.
+    An entry's `init_from` names another entry; the run starts from that entry's run of the same
+    dataset and seed (:func:`init_checkpoint`), whose best.pt path replaces the name here."""
     settings = {k: v for k, v in config["models"][model].items() if k not in _WORKFLOW_KEYS}
     settings.update(dataset_cfg(dataset).get("train", {}))
     settings.update(dataset_cfg(dataset).get("train_by_model", {}).get(model, {}))
     settings.setdefault("model", model)
     settings["seed"] = int(seed)
+    if "init_from" in settings:
+        settings["init_from"] = init_checkpoint(dataset, model, seed)
     return settings
+
+
+def init_checkpoint(dataset, model, seed):
+    """best.pt of the run a model entry's run starts from (its `init_from` entry, same dataset
+    and seed: a second training stage), or "" for an entry trained from its initialisation."""
+    entry = config["models"][model].get("init_from", "")
+    return f"checkpoints/{run_dir(dataset, entry, seed)}/best.pt" if entry else ""
 
 
 def model_label(model):
@@ -195,6 +206,35 @@ def _check_settings(where, build, values):
     except (TypeError, ValueError) as exc:
         raise ValueError(f"config {where}: {exc}") from None
 
+
+def _architecture(entry_name):
+    return config["models"][entry_name].get("model", entry_name)
+
+
+# `init_from` names an entry of the same architecture, and following the names ends: every
+# second stage waits for a first that is not itself waiting for it.
+for _model, _entry in config["models"].items():
+    _chain = [_model]
+    while config["models"][_chain[-1]].get("init_from"):
+        _next = config["models"][_chain[-1]]["init_from"]
+        if _next not in config["models"]:
+            raise ValueError(f"config models.{_chain[-1]}.init_from: no model entry {_next!r}; entries: "
+                             f"{', '.join(config['models'])}")
+        if _architecture(_next) != _architecture(_chain[-1]):
+            raise ValueError(f"config models.{_chain[-1]}.init_from: entry {_next!r} trains "
+                             f"{_architecture(_next)!r}, not {_architecture(_chain[-1])!r}; a run can only start "
+                             "from weights of its own architecture")
+        if _next in _chain:
+            raise ValueError(f"config models.{_model}.init_from: the entries start from each other in a circle: "
+                             f"{' -> '.join(_chain + [_next])}")
+        _chain.append(_next)
+for _name, _ds in config["datasets"].items():
+    for _where, _values in [("train", _ds.get("train", {}))] + [
+            (f"train_by_model.{m}", v) for m, v in _ds.get("train_by_model", {}).items()]:
+        if "init_from" in _values:
+            raise ValueError(f"config datasets.{_name}.{_where}.init_from: set init_from in the model entry "
+                             "(models.<name>.init_from), where every dataset's run of it starts from its own "
+                             "dataset's first stage")
 
 for _model, _entry in config["models"].items():
     _check_settings(f"models.{_model}", TrainConfig.from_dict,

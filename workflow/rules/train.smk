@@ -7,6 +7,8 @@ rule train:
         val="data/{dataset}/val.h5",
         # The test sets are only scored after each epoch (paper protocol), never trained on.
         monitor=lambda w: test_files(w.dataset) if paper_protocol() else [],
+        # a second stage (`init_from`) starts from the first stage's best.pt
+        init=lambda w: init_checkpoint(w.dataset, w.model, w.seed) or [],
     output:
         best="checkpoints/{dataset}/{model}/seed{seed}/best.pt",
         history="results/training/{dataset}/{model}/seed{seed}.json",

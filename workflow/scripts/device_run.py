@@ -238,7 +238,10 @@ def reusable_runs(plan: dict, source: Path) -> dict[str, list[str]]:
             continue
         digests = {recorded["train_file"]: recorded["inputs_sha256"]["train"],
                    recorded["val_file"]: recorded["inputs_sha256"]["val"],
-                   **{m["file"]: m["sha256"] for m in recorded.get("monitor", {}).values()}}
+                   **{m["file"]: m["sha256"] for m in recorded.get("monitor", {}).values()},
+                   # a second-stage run (init_from): the checkpoint it started from
+                   **({recorded["init_from"]["file"]: recorded["inputs_sha256"]["init"]}
+                      if "init" in recorded["inputs_sha256"] else {})}
         if any(digests.get(p) != digest(wd / p) for p in job["input"]):
             log(f"not reused (other data): {plan['name']}:{job_name(job)} from {source}")
             continue
