@@ -242,6 +242,13 @@ def reusable_runs(plan: dict, source: Path) -> dict[str, list[str]]:
                    # a second-stage run (init_from): the checkpoint it started from
                    **({recorded["init_from"]["file"]: recorded["inputs_sha256"]["init"]}
                       if "init" in recorded["inputs_sha256"] else {})}
+        # Slots bring back no .pt, so a second stage (init_from) whose first stage's best.pt is not
+        # in this working tree cannot be checked and is not reused. Nor can it train here on a
+        # first stage reused from an earlier slot: plan both stages of a run into one slot.
+        missing = [p for p in job["input"] if not (wd / p).is_file()]
+        if missing:
+            log(f"not reused (input not here: {', '.join(missing)}): {plan['name']}:{job_name(job)} from {source}")
+            continue
         if any(digests.get(p) != digest(wd / p) for p in job["input"]):
             log(f"not reused (other data): {plan['name']}:{job_name(job)} from {source}")
             continue
