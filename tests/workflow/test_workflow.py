@@ -143,17 +143,26 @@ def test_train_by_model_overrides_one_entry_on_one_dataset(tmp_path):
     assert "datasets.builtin.train_by_model: 'hardnet' is not trained on this dataset" in result.stdout + result.stderr
 
 
-def test_init_from_makes_a_second_stage_wait_for_the_first(tmp_path):
+def _dry_run_with(tmp_path: Path, settings: str) -> subprocess.CompletedProcess:
+    """`snakemake -n -p` of the tiny config with ``settings`` (YAML) merged after it, unchecked."""
     project = _copy_project(tmp_path)
-    extra = project / "config/stages.yaml"
-    extra.write_text("datasets: {builtin: {source: synthetic, test_sets: [test], models: [kglnet_then_random]}}\n"
-                     "models: {kglnet_then_random: {model: kglnet, init_from: kglnet, seeds: [0, 2],\n"
-                     "  loss: {negatives: random}}}\n")
-    dry = run(["snakemake", "-n", "-p", "--configfile", "config/test.yaml", str(extra)], project)
+    (project / "config/extra.yaml").write_text(settings)
+    return subprocess.run(["snakemake", "-n", "-p", "--configfile", "config/test.yaml", "config/extra.yaml"],
+                          cwd=project, env=_env(), capture_output=True, text=True)
+
+
+def test_init_from_makes_a_second_stage_wait_for_the_first(tmp_path):
+    dry = _dry_run_with(tmp_path, "datasets: {builtin: {source: synthetic, test_sets: [test], "
+                                  "models: [kglnet_then_random]}}\n"
+                                  "models: {kglnet_then_random: {model: kglnet, init_from: kglnet, seeds: [0, 2],\n"
+                                  "  loss: {negatives: random}}}\n")
     out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out[-3000:]
     for seed in (0, 2):  # each seed's second stage starts from the first stage's run of that seed
-        assert f"checkpoints/builtin/kglnet/seed{seed}/best.pt" in out
-        assert f'"init_from": "checkpoints/builtin/kglnet/seed{seed}/best.pt"' in out
+        first = f"checkpoints/builtin/kglnet/seed{seed}/best.pt"
+        assert f"output: {first}" in out                              # the first stage is scheduled,
+        assert re.search(rf"input: [^\n]*{first}", out)                # the second waits for it
+        assert f'"init_from": "{first}"' in out                        # and starts from its weights
     assert re.search(r'"init_from": "checkpoints/builtin/kglnet/seed0/best.pt", "loss": \{"negatives": "random"\}, '
                      r'"model": "kglnet"', out)
 
@@ -167,11 +176,7 @@ def test_init_from_makes_a_second_stage_wait_for_the_first(tmp_path):
      "datasets.builtin.train.init_from: set init_from in the model entry"),
 ])
 def test_a_bad_init_from_is_named_before_any_job(tmp_path, settings, message):
-    project = _copy_project(tmp_path)
-    extra = project / "config/stages.yaml"
-    extra.write_text(f"{settings}\n")
-    result = subprocess.run(["snakemake", "-n", "--configfile", "config/test.yaml", str(extra)], cwd=project,
-                            env=_env(), capture_output=True, text=True)
+    result = _dry_run_with(tmp_path, f"{settings}\n")
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
 
