@@ -70,13 +70,19 @@ def read_checkpoint(path: str | os.PathLike, expected_model: str | None = None) 
     return state
 
 
+def load_weights(model: torch.nn.Module, state: dict[str, Any], path: str | os.PathLike, context: str = "") -> None:
+    """Load checkpoint ``state``'s weights (read from ``path``) into ``model``; weights that do not
+    fit raise :class:`CheckpointError` naming the file (``context`` prefixes the problem)."""
+    try:
+        model.load_state_dict(state["model_state"])
+    except RuntimeError as exc:
+        first = " ".join(str(exc).splitlines()[0:3])
+        raise CheckpointError(path, f"{context}weights do not fit model {state['model_name']!r}: {first}") from None
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", expected_model: str | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Build the checkpoint's model, load its weights, move it to ``device`` in eval mode."""
     state = read_checkpoint(path, expected_model)
     model = create_model(state["model_name"], **state.get("model_kwargs", {}))
-    try:
-        model.load_state_dict(state["model_state"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0:3]
-        raise CheckpointError(path, f"weights do not fit model {state['model_name']!r}: {' '.join(first)}") from None
+    load_weights(model, state, path)
     return model.to(device).eval(), state

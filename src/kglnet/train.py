@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .augment import PairAugmentation
-from .checkpoint import CheckpointError, cpu_state_dict, read_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, cpu_state_dict, load_weights, read_checkpoint, save_checkpoint
 from .data import PairFileError, read_pairs
 from .inference import resolve_device, score_pairs
 from .losses import LossConfig, kglnet_loss
@@ -422,14 +422,15 @@ def _read_monitor(monitor: dict[str, str | os.PathLike] | None) -> dict[str, tup
 
 def _read_initial_weights(cfg: TrainConfig) -> dict[str, Any]:
     """The checkpoint named by ``cfg.init_from``, checked: a kglnet checkpoint of ``cfg.model``
-    (else :class:`CheckpointError` naming the file). Returns its weights, checksum and origin."""
+    (else :class:`CheckpointError` naming the file). Returns the checkpoint ("state"), its
+    checksum and its origin."""
     path = Path(cfg.init_from)
     try:
         state = read_checkpoint(path, expected_model=cfg.model)
     except CheckpointError as exc:
         raise CheckpointError(path, f"init_from: {exc.problem}") from None
     origin = state.get("config") or {}
-    return {"file": str(path), "sha256": sha256_file(path), "model_state": state["model_state"],
+    return {"file": str(path), "sha256": sha256_file(path), "state": state,
             "epoch": state.get("epoch"), "selection": state.get("selection", "last"),
             "seed": origin.get("seed"), "loss": origin.get("loss")}
 
@@ -502,11 +503,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     model = create_seeded_model(cfg.model, cfg.seed)
     fingerprint = model_fingerprint(model)  # of the code's initialisation, before init_from's weights
     if initial is not None:
-        try:
-            model.load_state_dict(initial["model_state"])
-        except RuntimeError as exc:
-            raise CheckpointError(cfg.init_from, f"init_from: weights do not fit model {cfg.model!r}: "
-                                                 f"{' '.join(str(exc).splitlines()[:3])}") from None
+        load_weights(model, initial["state"], cfg.init_from, context="init_from: ")
     model = model.to(device)
     optimizer = _make_optimizer(model, cfg)
     augment = PairAugmentation(photometric=cfg.augment, geometric=cfg.augment)
@@ -561,7 +558,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
                     for name, (path, pairs) in monitored.items()},
         "parameters": count_parameters(model), "model_fingerprint": fingerprint, "device": str(device),
         "torch": torch.__version__, "kglnet": __version__,
-        **({"init_from": {k: v for k, v in initial.items() if k != "model_state"}} if initial else {}),
+        **({"init_from": {k: v for k, v in initial.items() if k != "state"}} if initial else {}),
     })
     log.info("model %s (%d parameters) on %s; %d training pairs, %d validation pairs, epochs %d..%d",
              cfg.model, count_parameters(model), device, n, len(val_set), start_epoch, cfg.epochs)
