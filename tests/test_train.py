@@ -688,14 +688,13 @@ def test_init_from_resumes_only_on_the_same_starting_weights(micro_train, micro_
 
 
 @pytest.mark.parametrize("make_bad, message", [
-    (lambda p, stage: None, "checkpoint file does not exist"),
-    (lambda p, stage: p.write_bytes(b"not a checkpoint"), "not a readable checkpoint"),
-    (lambda p, stage: save_checkpoint(p, create_model("l2net")), "checkpoint is of model 'l2net', expected 'kglnet'"),
+    (lambda p: None, "checkpoint file does not exist"),
+    (lambda p: p.write_bytes(b"not a checkpoint"), "not a readable checkpoint"),
+    (lambda p: save_checkpoint(p, create_model("l2net")), "checkpoint is of model 'l2net', expected 'kglnet'"),
 ])
-def test_init_from_a_bad_checkpoint_names_it_before_training(micro_train, micro_val, first_stage, tmp_path,
-                                                             make_bad, message):
+def test_init_from_a_bad_checkpoint_names_it_before_training(micro_train, micro_val, tmp_path, make_bad, message):
     bad = tmp_path / "start.pt"
-    make_bad(bad, first_stage)
+    make_bad(bad)
     with pytest.raises(CheckpointError) as exc:
         train(micro_train, micro_val, tmp_path / "run", TrainConfig(epochs=1, init_from=str(bad), **MICRO),
               progress=False)

@@ -503,7 +503,8 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
     model = create_seeded_model(cfg.model, cfg.seed)
     fingerprint = model_fingerprint(model)  # of the code's initialisation, before init_from's weights
     if initial is not None:
-        load_weights(model, initial["state"], cfg.init_from, context="init_from: ")
+        # popped: the checkpoint (up to 100 MB with a last.pt's optimiser state) is not kept for the run
+        load_weights(model, initial.pop("state"), cfg.init_from, context="init_from: ")
     model = model.to(device)
     optimizer = _make_optimizer(model, cfg)
     augment = PairAugmentation(photometric=cfg.augment, geometric=cfg.augment)
@@ -558,7 +559,7 @@ def _train(train_file: Path, val_file: Path, out_dir: Path, cfg: TrainConfig, re
                     for name, (path, pairs) in monitored.items()},
         "parameters": count_parameters(model), "model_fingerprint": fingerprint, "device": str(device),
         "torch": torch.__version__, "kglnet": __version__,
-        **({"init_from": {k: v for k, v in initial.items() if k != "state"}} if initial else {}),
+        **({"init_from": initial} if initial else {}),
     })
     log.info("model %s (%d parameters) on %s; %d training pairs, %d validation pairs, epochs %d..%d",
              cfg.model, count_parameters(model), device, n, len(val_set), start_epoch, cfg.epochs)
