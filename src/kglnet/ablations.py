@@ -49,7 +49,15 @@ ABLATIONS: dict[str, dict] = {
 def ablation_entries(base: dict) -> dict[str, dict]:
     """The ablations as workflow model entries derived from KGL-Net's entry ``base``: its training
     settings and seeds, the variant's label, architecture and loss changes (merged into base's
-    ``loss``); ``paper_method`` is dropped (the paper publishes no ablation numbers)."""
+    ``loss``); ``paper_method`` is dropped (the paper publishes no ablation numbers).
+
+    A ``base`` that starts from trained weights (``init_from``) is refused: an ablation started
+    from KGL-Net's weights is not an ablation, and one started afresh does not compare with it."""
+    if base.get("init_from"):
+        raise ValueError(f"ablations: the kglnet entry starts from another entry's weights (init_from: "
+                         f"{base['init_from']!r}), so its ablations would not compare with it; keep models.kglnet "
+                         "a run from scratch and give the second stage an entry of its own "
+                         "(models.<name>.init_from: kglnet), or set ablations: false")
     entries = {}
     for name, change in ABLATIONS.items():
         entry = {k: copy.deepcopy(v) for k, v in base.items() if k != "paper_method"}

@@ -174,6 +174,8 @@ def test_init_from_makes_a_second_stage_wait_for_the_first(tmp_path):
     ("models: {a: {model: l2net, init_from: kglnet}}", "entry 'kglnet' trains 'kglnet', not 'l2net'"),
     ("datasets: {builtin: {source: synthetic, test_sets: [test], models: [kglnet], train: {init_from: kglnet}}}",
      "datasets.builtin.train.init_from: set init_from in the model entry"),
+    ("ablations: true\nmodels: {kglnet_first: {model: kglnet}, kglnet: {init_from: kglnet_first}}",
+     "ablations: the kglnet entry starts from another entry's weights (init_from: 'kglnet_first')"),
 ])
 def test_a_bad_init_from_is_named_before_any_job(tmp_path, settings, message):
     result = _dry_run_with(tmp_path, f"{settings}\n")
