@@ -281,6 +281,22 @@ def test_seed_spread_rows_sorted_best_on_top_with_mean_and_sample_std(tmp_path):
     _check_png(tmp_path, "seeds.png")
 
 
+def test_seed_spread_long_names_are_wrapped_and_leave_the_axes_room():
+    long = "KGL-Net, standardised input: random negatives, then HNSM-M, features at 5e-4 (not in the paper)"
+    fig = seed_spread_figure({long: [88.4, 88.1], "LGHD": [73.3]}, "t")
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[1] == "LGHD (n=1)"
+    assert labels[0].replace("\n", " ") == f"{long} (n=2)"                    # the whole name, wrapped
+    assert max(len(line) for line in labels[0].splitlines()) <= 48
+    fig.canvas.draw()
+    assert ax.get_position().width > 0.3                                     # before: 0.14
+    renderer = fig.canvas.get_renderer()
+    for artist in [*ax.get_yticklabels(), ax.xaxis.label]:                    # nothing cut at the edges
+        box = artist.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y0 >= 0
+
+
 def test_seed_spread_bad_values_name_the_method(tmp_path):
     with pytest.raises(ValueError, match="'broken'"):
         plot_seed_spread({"ok": [1.0], "broken": [float("nan")]}, tmp_path / "s.png", "t")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import textwrap
 from fractions import Fraction
 from typing import Collection, Mapping, Sequence
 
@@ -449,6 +450,9 @@ def _finite_number(value, what: str) -> float:
     return float(value)
 
 
+_SEED_LABEL_WIDTH = 48  # characters per line of a method's name in the seed-spread figure
+
+
 def seed_spread_figure(values: Mapping[str, Sequence[float]], title: str,
                        xlabel: str = "FPR95 (%), lower is better") -> Figure:
     """Each method's FPR95 per seed as dots, with the mean (tick) and ± one standard deviation
@@ -476,7 +480,11 @@ def seed_spread_figure(values: Mapping[str, Sequence[float]], title: str,
             raise ValueError(f"method {label!r}: needs one or more finite FPR95 values, got {list(vals)!r}")
         rows.append((float(arr.mean()), label, arr))
     rows.sort(key=lambda row: row[0], reverse=True)  # best (lowest) ends at the top
-    fig, (ax,) = _new_figure(7.5, 1.2 + 0.42 * len(rows))
+    # Long method names (the study variants' labels run past 90 characters) are wrapped, or
+    # tight_layout gives them the figure's width and leaves the axes a sliver.
+    ticks = [textwrap.fill(f"{label} (n={arr.size})", _SEED_LABEL_WIDTH) for _, label, arr in rows]
+    lines = sum(tick.count("\n") + 1 for tick in ticks)
+    fig, (ax,) = _new_figure(7.5, 1.4 + 0.3 * lines + 0.12 * len(rows))
     for y, (mean, label, arr) in enumerate(rows):
         std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
         ax.hlines(y, mean - std, mean + std, color="0.35", linewidth=2.0)
@@ -485,7 +493,7 @@ def seed_spread_figure(values: Mapping[str, Sequence[float]], title: str,
         offsets = np.linspace(-0.15, 0.15, arr.size) if arr.size > 1 else np.zeros(1)
         ax.scatter(arr, y + offsets, s=18, color="tab:red", zorder=3)
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{label} (n={arr.size})" for _, label, arr in rows], fontsize="small")
+    ax.set_yticklabels(ticks, fontsize="small")
     ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.set_xlabel(f"{xlabel}\n(dots: seeds; tick: mean; bar: ± 1 standard deviation)")
     # Over the whole figure, not the axes: the long method names leave the axes narrow.
