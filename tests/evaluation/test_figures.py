@@ -288,7 +288,7 @@ def test_seed_spread_long_names_are_wrapped_and_leave_the_axes_room():
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels[1] == "LGHD (n=1)"
     assert labels[0].replace("\n", " ") == f"{long} (n=2)"                    # the whole name, wrapped
-    assert max(len(line) for line in labels[0].splitlines()) <= 48
+    assert max(len(line) for line in labels[0].splitlines()) <= 52
     fig.canvas.draw()
     assert ax.get_position().width > 0.3                                     # before: 0.14
     renderer = fig.canvas.get_renderer()

@@ -450,7 +450,7 @@ def _finite_number(value, what: str) -> float:
     return float(value)
 
 
-_SEED_LABEL_WIDTH = 48  # characters per line of a method's name in the seed-spread figure
+_SEED_LABEL_WIDTH = 52  # characters per line of a method's name in the seed-spread figure
 
 
 def seed_spread_figure(values: Mapping[str, Sequence[float]], title: str,
