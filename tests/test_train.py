@@ -251,6 +251,37 @@ def test_unknown_setting_is_named():
         TrainConfig.from_dict({"learning_rate": 0.1})
 
 
+@pytest.mark.parametrize("settings, message", [
+    ({"model": "qnet", "objective_options": {"normalise": True}},
+     r"objective 'quadruplet' of model 'qnet' has no argument\(s\) normalise; it takes: both_positives, normalize"),
+    ({"model": "hardnet", "objective_options": {"margin": 2.0}}, "'hardnet' .* margin; it takes: none"),
+    ({"model": "kglnet", "objective_options": {"normalize": True}}, "KGL-Net's loss, whose settings are `loss`"),
+    ({"model": "qnet", "objective_options": ["normalize"]}, "objective_options must be a mapping"),
+])
+def test_bad_objective_options_are_named_before_training(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict(settings)
+
+
+def test_objective_options_reach_the_baselines_objective():
+    from kglnet.objectives import quadruplet_objective
+
+    torch.manual_seed(0)
+    model = create_model("qnet")
+    vis, other = torch.rand(6, 1, 64, 64), torch.rand(6, 1, 64, 64)
+
+    def terms(cfg):
+        return train_module.training_terms(model, vis, other, cfg, torch.Generator().manual_seed(5))
+
+    normalized = terms(TrainConfig(model="qnet", objective_options={"normalize": True}))
+    direct = quadruplet_objective(model, vis, other, generator=torch.Generator().manual_seed(5), normalize=True)
+    paper = terms(TrainConfig(model="qnet"))
+    assert normalized["total"].item() == direct["total"].item()
+    assert normalized["total"].item() != paper["total"].item()
+    # unit descriptors: no distance above 2, where the raw 256-D tanh ones reach 2 * sqrt(256)
+    assert normalized["d_pos"].item() <= 2 and paper["d_pos"].item() != normalized["d_pos"].item()
+
+
 def test_sgd_optimises_the_metric_head_too():
     model = create_model("kglnet")
     opt = train_module._make_optimizer(model, TrainConfig(optimizer="sgd"))
@@ -406,7 +437,7 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
     legacy = dataclasses.asdict(TrainConfig())
     for k in ("epochs", "device", "eval_batch_size", "threads", "checkpoint_every", "checkpoint_minutes", "select_on", "weight_decay", "momentum",
               "dampening", "precision", "channels_last", "compile", "lr_schedule", "lr_decay", "lr_step_epochs",
-              "lr_step_gamma", "fused_optimizer", "one_pass_shared_stack", "init_from"):
+              "lr_step_gamma", "fused_optimizer", "one_pass_shared_stack", "init_from", "objective_options"):
         legacy.pop(k)
     for k in ("triplet_weight", "bce_weight", "feature_weight", "negatives"):
         legacy["loss"].pop(k)
@@ -417,9 +448,10 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
                     {"model": "kglnet_shared_lowlevel"}, {"weight_decay": 1e-4}, {"momentum": 0.5},
                     {"precision": "bf16"}, {"channels_last": True}, {"compile": "default"},
                     {"dampening": 0.9}, {"lr_schedule": "linear"}, {"fused_optimizer": True},
-                    {"one_pass_shared_stack": True}):
+                    {"one_pass_shared_stack": True}, {"model": "qnet"},
+                    {"model": "qnet", "objective_options": {"normalize": True}}):
         keys.add(TrainConfig.from_dict(changed).resume_key())
-    assert len(keys) == 17
+    assert len(keys) == 19
 
 
 def test_model_fingerprint_sees_seed_initialisation_and_objective(monkeypatch):

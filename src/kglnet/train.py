@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -100,6 +101,10 @@ class TrainConfig:
     # pairs, or a second stage with other settings (another loss). The optimiser, the epoch count
     # and the random streams start afresh; "": the seed's initialisation (the paper).
     init_from: str = ""
+    # Keyword arguments of a baseline's own objective (kglnet.objectives), for a one-change study
+    # of a paper's loss (e.g. {"normalize": true}: the loss on L2-normalised descriptors); {}: the
+    # paper's. KGL-Net and its variants take their loss settings from ``loss`` instead.
+    objective_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Names are checked here, before train() creates or reads anything.
@@ -148,6 +153,7 @@ class TrainConfig:
                              f"(PyTorch has no fused {self.optimizer}); got optimizer {self.optimizer!r}")
         if isinstance(self.loss, dict):
             self.loss = LossConfig.from_dict(self.loss)
+        check_objective_options(self.model, self.objective_options)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -211,7 +217,7 @@ LR_SCHEDULES = ("constant", "linear", "inverse", "step")
 _LATER_DEFAULTS = {"select_on": "metric", "weight_decay": 0.0, "momentum": 0.9, "dampening": 0.0, "precision": "fp32",
                    "channels_last": False, "compile": "none", "lr_schedule": "constant", "lr_decay": 0.0,
                    "lr_step_epochs": 0, "lr_step_gamma": 0.1, "fused_optimizer": False,
-                   "one_pass_shared_stack": False}
+                   "one_pass_shared_stack": False, "objective_options": {}}
 _LATER_LOSS_DEFAULTS = {"triplet_weight": 1.0, "bce_weight": 1.0, "feature_weight": 1.0, "negatives": "hardest"}
 
 
@@ -337,7 +343,33 @@ def training_terms(model: torch.nn.Module, vis: torch.Tensor, other: torch.Tenso
         return kglnet_loss(model, vis, other, cfg.loss, generator=generator)
     from .objectives import get_objective
 
-    return get_objective(objective)(model, vis, other, generator=generator)
+    return get_objective(objective)(model, vis, other, generator=generator, **cfg.objective_options)
+
+
+# Arguments every objective takes from the training loop, never from the config.
+_LOOP_ARGUMENTS = ("model", "vis", "other", "generator")
+
+
+def check_objective_options(model: str, options: Any) -> None:
+    """Refuse ``objective_options`` the model's objective would not take: not a mapping, given
+    for a model trained with KGL-Net's loss (its settings are ``loss``), or naming an argument
+    the objective does not have (the error lists those it has)."""
+    if not isinstance(options, dict):
+        raise ValueError(f"objective_options must be a mapping of the objective's keyword arguments; got {options!r}")
+    if not options:
+        return
+    objective = getattr(model_factory(model), "objective", "kglnet")
+    if objective == "kglnet":
+        raise ValueError(f"objective_options apply to a baseline's own objective; model {model!r} trains with "
+                         "KGL-Net's loss, whose settings are `loss`")
+    from .objectives import get_objective
+
+    parameters = inspect.signature(get_objective(objective)).parameters
+    allowed = [name for name in parameters if name not in _LOOP_ARGUMENTS]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"objective_options: objective {objective!r} of model {model!r} has no argument(s) "
+                         f"{', '.join(unknown)}; it takes: {', '.join(allowed) or 'none'}")
 
 
 def validate(model: torch.nn.Module, pairs, batch_size: int, device: torch.device,
