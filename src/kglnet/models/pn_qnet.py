@@ -118,6 +118,12 @@ class QNet(PNNet):
 
     choice: every choice of :class:`PNNet` (D = 256 as the released network, Q-Net's
     preprocessing, antialiased resize, default initialisation, L2-normalised output).
+
+    On the mini datasets with these settings (256-pair batches) the descriptors collapse: all
+    distances go to zero and the loss to 0.25, because the farther of two matching pairs starts
+    farther than the nearest negative. With the quadruplet's own pair as the positive
+    (``objective_options: {both_positives: false}`` in a config) it learns; the loss on normalised
+    descriptors and a tenth of the rate do not help (results/cpu/2026-11-28-qnet-collapse/).
     """
 
     objective = "quadruplet"
