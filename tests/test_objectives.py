@@ -335,6 +335,14 @@ def test_quadruplet_objective_by_hand_two_pairs():
     one = OBJECTIVES["quadruplet"](model, index_patches(2), index_patches(2), both_positives=False)
     expected = reduce_like_torch([softpn_paper(e(1.0), e(2.0)), softpn_paper(e(1.5), e(2.0))])
     assert one["total"].item() == pytest.approx(expected, abs=1e-12)
+    # only the cross-spectral negatives (VIS_0-X_1 3.354, X_0-VIS_1 2) -> 2; only the same-spectrum
+    # ones (VIS_0-VIS_1 3, X_0-X_1 2.5) -> 2.5
+    for negatives, d_neg in (("cross", e(2.0)), ("same", e(2.5))):
+        probe = OBJECTIVES["quadruplet"](model, index_patches(2), index_patches(2), negatives=negatives)
+        assert probe["d_neg"].item() == pytest.approx(d_neg, abs=1e-12)
+        assert probe["total"].item() == pytest.approx(reduce_like_torch([softpn_paper(e(1.5), d_neg)] * 2), abs=1e-12)
+    with pytest.raises(ValueError, match="negatives must be one of"):
+        OBJECTIVES["quadruplet"](model, index_patches(2), index_patches(2), negatives="nearest")
     out["total"].backward()
     assert model.raw_vis.grad.abs().sum() > 0 and model.raw_other.grad.abs().sum() > 0
 

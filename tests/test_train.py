@@ -253,7 +253,7 @@ def test_unknown_setting_is_named():
 
 @pytest.mark.parametrize("settings, message", [
     ({"model": "qnet", "objective_options": {"normalise": True}},
-     r"objective 'quadruplet' of model 'qnet' has no argument\(s\) normalise; it takes: both_positives, normalize"),
+     r"objective 'quadruplet' of model 'qnet' has no argument\(s\) normalise; it takes: both_positives, normalize, negatives"),
     ({"model": "hardnet", "objective_options": {"margin": 2.0}}, "'hardnet' .* margin; it takes: none"),
     ({"model": "kglnet", "objective_options": {"normalize": True}}, "KGL-Net's loss, whose settings are `loss`"),
     ({"model": "qnet", "objective_options": ["normalize"]}, "objective_options must be a mapping"),

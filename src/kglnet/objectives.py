@@ -190,6 +190,8 @@ def tfeat_objective(model, vis: torch.Tensor, other: torch.Tensor,
 
 
 NEGATIVE_SPECTRA = ("random", "vis", "other")
+# Which of a quadruplet's four non-matching pairs compete for its negative (Q-Net: all four).
+QUADRUPLET_NEGATIVES = ("all", "cross", "same")
 
 
 def euclidean_pair_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -265,7 +267,7 @@ def softpn_objective(model, vis: torch.Tensor, other: torch.Tensor,
 
 def quadruplet_objective(model, vis: torch.Tensor, other: torch.Tensor,
                          generator: torch.Generator | None = None, both_positives: bool = True,
-                         normalize: bool = False) -> dict[str, torch.Tensor]:
+                         normalize: bool = False, negatives: str = "all") -> dict[str, torch.Tensor]:
     """Q-Net (Aguilera et al., Sensors 2017): SoftPN on in-batch quadruplets.
 
     Quadruplet i (P per batch): two matching cross-spectral pairs, (VIS_i, X_i) and (VIS_j, X_j)
@@ -279,16 +281,22 @@ def quadruplet_objective(model, vis: torch.Tensor, other: torch.Tensor,
     (``model.raw_descriptors``); ``normalize=True`` uses the L2-normalised ones. All on the
     descriptors' device, reproducible with ``generator``. Each pair is the first pair of its own
     quadruplet and the second pair of those that drew it.
+
+    ``negatives`` (not in the paper; a probe of why Q-Net collapses on mini OS): ``"all"`` the
+    four, ``"cross"`` only the cross-spectral two (VIS_i-X_j, X_i-VIS_j), ``"same"`` only the
+    same-spectrum two (VIS_i-VIS_j, X_i-X_j). PN-Net's negative is the nearer of one of each.
     """
+    if negatives not in QUADRUPLET_NEGATIVES:
+        raise ValueError(f"negatives must be one of {QUADRUPLET_NEGATIVES}, got {negatives!r}")
     desc_vis, desc_other = _raw_pairs(model, vis, other, normalize)
     index = random_negative_index(desc_vis.shape[0], desc_vis.device, generator)
     vis_j, other_j = desc_vis.index_select(0, index), desc_other.index_select(0, index)
     d_match = euclidean_pair_distance(desc_vis, desc_other)
     d_pos = torch.maximum(d_match, d_match.index_select(0, index)) if both_positives else d_match
-    d_neg = torch.stack([
-        euclidean_pair_distance(desc_vis, vis_j), euclidean_pair_distance(desc_vis, other_j),
-        euclidean_pair_distance(desc_other, vis_j), euclidean_pair_distance(desc_other, other_j),
-    ], dim=1).min(dim=1).values
+    same = [euclidean_pair_distance(desc_vis, vis_j), euclidean_pair_distance(desc_other, other_j)]
+    cross = [euclidean_pair_distance(desc_vis, other_j), euclidean_pair_distance(desc_other, vis_j)]
+    candidates = {"all": same + cross, "cross": cross, "same": same}[negatives]
+    d_neg = torch.stack(candidates, dim=1).min(dim=1).values
     loss = soft_pn_loss(d_pos, d_neg)
     return {"total": loss, "quadruplet": loss, "d_pos": d_pos.detach().mean(), "d_neg": d_neg.detach().mean()}
 
