@@ -67,21 +67,33 @@ def test_cpu_benchmark_record_has_the_issue_keys(tmp_path, capsys):
     assert "OpenCV" in record["reference_augment"] and record["reference_augment_ms_per_batch"] > 0
 
 
-def test_phase_breakdown_covers_the_step(tmp_path):
+def test_phases_and_profile_break_the_step_down(tmp_path):
     """--phases: each phase of the project's step timed on both clocks; on the CPU (synchronous)
-    the phases add up to about the step's time."""
+    the phases add up to about the step's time. --profile (in the same run: each costs a benchmark
+    of KGL-Net): the steps under torch.profiler; on the CPU the entries are operators on the host's
+    clock, sorted, the categories add up to the total, and both convolution directions show."""
     out = tmp_path / "bench.json"
     assert main(["bench", "--out", str(out), "--batch-size", "4", "--steps", "2", "--warmup", "1", "--eval-pairs", "4",
-                 "--eval-batch-size", "4", "--no-reference", "--no-fp32", "--phases", "--fused-optimizer",
-                 "--one-pass-shared-stack"]) == 0
+                 "--eval-batch-size", "4", "--no-reference", "--no-fp32", "--phases", "--profile",
+                 "--fused-optimizer", "--one-pass-shared-stack"]) == 0
     record = json.loads(out.read_text())
-    assert record["config"]["one_pass_shared_stack"] is True
+    assert record["config"]["one_pass_shared_stack"] is True and record["config"]["fused_optimizer"] is True
     phases = record["train_phases_ms"]
     assert set(phases["host"]) == {"draw", "forward", "backward", "optimizer", "bookkeeping"}
     assert phases["device"] == phases["host"] and all(v > 0 for v in phases["host"].values())
-    assert record["config"]["fused_optimizer"] is True
     # the forward and backward passes of KGL-Net dwarf the draws and the bookkeeping
     assert phases["host"]["forward"] + phases["host"]["backward"] > 5 * phases["host"]["draw"]
+
+    prof = record["train_profile"]
+    assert prof["clock"] == "host" and prof["steps"] == 2 and prof["total_ms_per_step"] > 0
+    assert sum(prof["by_category_ms_per_step"].values()) == pytest.approx(prof["total_ms_per_step"])
+    top = prof["top"]
+    assert 0 < len(top) <= 25 and all(row["category"] == kernel_category(row["name"]) for row in top)
+    assert [row["ms_per_step"] for row in top] == sorted((row["ms_per_step"] for row in top), reverse=True)
+    assert sum(row["share"] for row in top) <= 1 + 1e-9
+    # at 4 pairs per batch elementwise work weighs as much as the convolutions; both directions show
+    assert prof["by_category_ms_per_step"]["convolution, forward"] > 0
+    assert prof["by_category_ms_per_step"]["convolution, backward"] > 0
 
 
 def test_any_registered_model_is_benchmarked_with_its_own_objective(tmp_path):
@@ -152,24 +164,6 @@ def test_kernel_categories(name, category):
     """--profile's categories: Inductor's kernels first (their names list the operators they fused,
     convolutions too), then cuDNN's convolution kernels by direction, then the rest."""
     assert kernel_category(name) == category
-
-
-def test_profile_splits_the_step_by_operator_on_the_cpu(tmp_path):
-    """--profile: the project's steps under torch.profiler; on the CPU the entries are operators on
-    the host's clock, sorted, the categories add up to the total, and both convolution directions show."""
-    out = tmp_path / "bench.json"
-    assert main(["bench", "--out", str(out), "--batch-size", "4", "--steps", "2", "--warmup", "1", "--eval-pairs", "4",
-                 "--eval-batch-size", "4", "--no-reference", "--no-fp32", "--profile"]) == 0
-    prof = json.loads(out.read_text())["train_profile"]
-    assert prof["clock"] == "host" and prof["steps"] == 2 and prof["total_ms_per_step"] > 0
-    assert sum(prof["by_category_ms_per_step"].values()) == pytest.approx(prof["total_ms_per_step"])
-    top = prof["top"]
-    assert 0 < len(top) <= 25 and all(row["category"] == kernel_category(row["name"]) for row in top)
-    assert [row["ms_per_step"] for row in top] == sorted((row["ms_per_step"] for row in top), reverse=True)
-    assert sum(row["share"] for row in top) <= 1 + 1e-9
-    # at 4 pairs per batch elementwise work weighs as much as the convolutions; both directions show
-    assert prof["by_category_ms_per_step"]["convolution, forward"] > 0
-    assert prof["by_category_ms_per_step"]["convolution, backward"] > 0
 
 
 def test_profile_needs_a_step():

@@ -147,16 +147,23 @@ def test_terms_stay_on_the_device_as_tensors():
 
 @pytest.mark.parametrize("precision, channels_last", [("bf16", False), ("fp32", True), ("bf16", True)])
 def test_fast_path_tracks_the_fp32_path(precision, channels_last):
-    """bf16 autocast / NHWC: the loss of the same first batch agrees with fp32 to bf16 precision,
-    and a few steps reduce the loss the same way."""
-    vis, other = _batch(16)
-    _, exact = _step(augment=False)
-    _, fast = _step(precision, channels_last, augment=False)
-    exact_losses = [float(exact(vis, other)["total"]) for _ in range(3)]
-    fast_losses = [float(fast(vis, other)["total"]) for _ in range(3)]
-    tol = 0.05 if precision == "bf16" else 1e-4
-    assert abs(fast_losses[0] - exact_losses[0]) <= tol * abs(exact_losses[0])
-    assert fast_losses[-1] < fast_losses[0] and exact_losses[-1] < exact_losses[0]
+    """bf16 autocast / NHWC: on the same batch the first step's loss agrees with fp32 to bf16
+    precision and its gradient points the same way, so the update is the same step; NHWC in fp32
+    agrees to float rounding. One step of 8 pairs: bf16 runs about 15x slower than fp32 on a CPU
+    without bf16 instructions (49 s for three steps of 16 pairs on a 2-core AMD EPYC)."""
+    vis, other = _batch(8)
+    exact_model, exact = _step(augment=False)
+    fast_model, fast = _step(precision, channels_last, augment=False)
+    exact_loss, fast_loss = float(exact(vis, other)["total"]), float(fast(vis, other)["total"])
+    grads = [torch.cat([p.grad.double().flatten() for p in m.parameters()]) for m in (exact_model, fast_model)]
+    cosine = float(torch.nn.functional.cosine_similarity(*grads, dim=0))
+    relative = float((grads[1] - grads[0]).norm() / grads[0].norm())
+    if precision == "bf16":   # measured: loss within 0.2 %, cosine 0.98 to 0.996
+        assert abs(fast_loss - exact_loss) <= 0.02 * abs(exact_loss)
+        assert cosine > 0.95
+    else:                     # measured: loss within 5e-7, gradient within 4e-4 (relative)
+        assert abs(fast_loss - exact_loss) <= 1e-5 * abs(exact_loss)
+        assert relative < 1e-2
 
 
 def test_non_finite_loss_is_reported_once_per_epoch_with_its_step():
@@ -202,14 +209,15 @@ def _eval_model_and_pairs(seed: int, n: int = 20):
 
 
 def test_bf16_evaluation_is_close_to_fp32():
-    model, left, right = _eval_model_and_pairs(seed=0)
-    exact = score_pairs(model, left, right, batch_size=8)
-    fast = score_pairs(model, left, right, batch_size=8, precision="bf16")
-    assert fast["distance"].dtype == np.float32 and fast["probability"].shape == (20,)
+    # 4 pairs in two batches: bf16 is slow on a CPU without bf16 instructions
+    model, left, right = _eval_model_and_pairs(seed=0, n=4)
+    exact = score_pairs(model, left, right, batch_size=2)
+    fast = score_pairs(model, left, right, batch_size=2, precision="bf16")
+    assert fast["distance"].dtype == np.float32 and fast["probability"].shape == (4,)
     assert np.allclose(fast["distance"], exact["distance"], atol=0.05)
     assert np.allclose(fast["probability"], exact["probability"], atol=0.05)
     # batch size does not change the exact scores
-    again = score_pairs(model, left, right, batch_size=20)
+    again = score_pairs(model, left, right, batch_size=4)
     assert np.allclose(again["distance"], exact["distance"], atol=1e-5)
 
 

@@ -133,10 +133,19 @@ def _snakemake_row(name, fault, project, tmp_path) -> None:
 
 
 ROWS = [*CLI_ROWS, *SNAKEMAKE_ROWS]
+# Each snakemake row costs a Snakemake start (3 to 5 s on 2 cores): the default suite keeps one row
+# per way a mistake is caught (the schema; common.smk's checks of names; its checks of the
+# free-form sections), `-m slow` (and the fault report) run the others.
+FAST_SNAKEMAKE_ROWS = {"snakemake-wrong-type", "snakemake-unknown-model", "snakemake-dataset-train-unknown-key"}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=XFAIL[n])) if n in XFAIL
-                                  else n for n in ROWS])
+def _marks(name: str) -> tuple:
+    if name in XFAIL:
+        return (pytest.mark.xfail(strict=True, reason=XFAIL[name]),)
+    return (pytest.mark.slow,) if name in SNAKEMAKE_ROWS and name not in FAST_SNAKEMAKE_ROWS else ()
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in ROWS])
 def test_config_mistake_fails_before_any_work(name, fault, micro_data, tmp_path, capsys, request):
     if name in CLI_ROWS:
         _kglnet_row(name, fault, micro_data, tmp_path, capsys)

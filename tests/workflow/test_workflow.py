@@ -97,11 +97,17 @@ def test_snakemake_runs_the_tiny_config_end_to_end(tiny_project):
 
 def test_ablations_and_seeds_fan_out_as_independent_jobs(tmp_path):
     project = _copy_project(tmp_path)
-    dry = run(["snakemake", "-n", "--configfile", "config/test.yaml", "--config", "ablations=True"], project)
+    # ablations and a seeds config in one dry run (each Snakemake start costs seconds): every
+    # variant and seed is its own training job
+    seeds = project / "config/seeds.yaml"
+    seeds.write_text("models: {kglnet: {seeds: [0, 3, 7]}}\n")
+    dry = run(["snakemake", "-n", "--configfile", "config/test.yaml", str(seeds), "--config", "ablations=True"],
+              project)
     out = dry.stdout + dry.stderr
     for name in ("kglnet", "kglnet_descriptor_only", "kglnet_metric_only", "kglnet_random_negatives",
                  "kglnet_no_feature_guided", "kglnet_shared_lowlevel"):
         assert f"checkpoints/builtin/{name}/seed0/best.pt" in out, name
+    assert all(f"checkpoints/builtin/kglnet/seed{s}/best.pt" in out for s in (0, 3, 7))
     dry = run(["snakemake", "-n", "-p", "--configfile", "config/test.yaml", "--config", "zoo=True"], project)
     out = dry.stdout + dry.stderr
     for name in ("l2net", "hardnet", "sosnet", "hynet", "tfeat", "siamese", "pseudo_siamese",
@@ -115,11 +121,6 @@ def test_ablations_and_seeds_fan_out_as_independent_jobs(tmp_path):
     dry = run(["snakemake", "-n", "--configfile", "config/test.yaml", "--config", 'zoo=["qnet","scfdm"]'], project)
     trained = set(re.findall(r"checkpoints/builtin/(\w+)/seed0/best.pt", dry.stdout + dry.stderr))
     assert trained == {"kglnet", "qnet", "scfdm"}
-    seeds = project / "config/seeds.yaml"
-    seeds.write_text("models: {kglnet: {seeds: [0, 3, 7]}}\n")
-    dry = run(["snakemake", "-n", "--configfile", "config/test.yaml", str(seeds)], project)
-    out = dry.stdout + dry.stderr
-    assert all(f"checkpoints/builtin/kglnet/seed{s}/best.pt" in out for s in (0, 3, 7))
 
 
 def test_train_by_model_overrides_one_entry_on_one_dataset(tmp_path):
@@ -322,13 +323,13 @@ def test_paper_config_lists_every_missing_bundle_file_before_any_job(tmp_path):
         assert not (project / "data").exists()
 
 
-def test_dvc_repro_then_nothing_to_do_and_diffs(tiny_project):
+def test_dvc_repro_is_up_to_date_then_metrics_params_plots_and_a_remote_work(tiny_project):
     project = tiny_project
     assert (project / "results/metrics/builtin/kglnet/seed0.json").exists()
     second = run(["dvc", "repro"], project)
     assert "Running stage" not in second.stdout  # every stage is up to date
     run(["git", "add", "-A"], project)
-    run(["git", "commit", "-qm", "results"], project)
+    run(["git", "commit", "-qm", "results", "--allow-empty"], project)
 
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     shown = json.dumps(metrics)
@@ -343,10 +344,34 @@ def test_dvc_repro_then_nothing_to_do_and_diffs(tiny_project):
     status = run(["dvc", "status"], project).stdout
     assert "train" in status and "data:" not in status  # only training (and what follows) is stale
     params.write_text(settings)
+    # `dvc plots show` renders the committed ROC and training curves
+    run(["dvc", "plots", "show", "-o", "plots_html"], project)
+    html = (project / "plots_html/index.html").read_text()
+    assert "tpr" in html and "val_fpr95_metric" in html
 
-    # The same change as an experiment in the workspace (one run stands for both: a second
-    # training is the slowest step of this test), then committed: `dvc metrics diff` names each
-    # dataset, method, protocol and test set.
+    # A local-folder remote: push, lose the cache and the data, pull everything back.
+    run(["dvc", "remote", "add", "-d", "store", str(project.parent / "remote")], project)
+    run(["dvc", "push"], project)
+    best = project / "checkpoints/builtin/kglnet/seed0/best.pt"
+    digest = best.read_bytes()
+    # what a fresh clone lacks (DVC's .gitignore files stay: they are committed)
+    shutil.rmtree(project / ".dvc/cache")
+    shutil.rmtree(project / "checkpoints/builtin")
+    shutil.rmtree(project / "data/builtin")
+    run(["dvc", "pull"], project)
+    assert best.read_bytes() == digest and (project / "data/builtin/test.h5").exists()
+    assert "up to date" in run(["dvc", "status"], project).stdout
+
+
+# A second training and everything after it (about 60 s on 2 cores): outside the default suite.
+@pytest.mark.slow
+def test_dvc_exp_run_then_metrics_params_and_plots_diff(tiny_project):
+    """A hyperparameter changed as an experiment in the workspace, then committed: `dvc metrics
+    diff` names each dataset, method, protocol and test set; `dvc plots diff` renders both commits."""
+    project = tiny_project
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "results", "--allow-empty"], project)
+    params = project / "params.yaml"
     run(["dvc", "exp", "run", "-S", "datasets.builtin.train.epochs=2", "-n", "epochs2"], project)
     assert "epochs2" in run(["dvc", "exp", "show", "--json"], project).stdout
     assert "epochs: 2\n      batch_size: 16" in params.read_text()
@@ -359,22 +384,10 @@ def test_dvc_repro_then_nothing_to_do_and_diffs(tiny_project):
     for protocol in ("validation", "paper"):
         assert f"methods.kglnet.{protocol}.test.mean" in summary_diff
     assert "datasets.builtin.train.epochs" in run(["dvc", "params", "diff", "HEAD~1"], project).stdout
-    # `dvc plots diff` renders the ROC and training curves of both commits.
-    run(["dvc", "plots", "diff", "HEAD~1", "-o", "plots_html"], project)
-    html = (project / "plots_html/index.html").read_text()
+    run(["dvc", "plots", "diff", "HEAD~1", "-o", "plots_diff_html"], project)
+    html = (project / "plots_diff_html/index.html").read_text()
     assert "tpr" in html and "val_fpr95_metric" in html
-
-    # A local-folder remote: push, lose the cache and the data, pull everything back.
-    run(["dvc", "remote", "add", "-d", "store", str(project.parent / "remote")], project)
-    run(["dvc", "push"], project)
-    best = project / "checkpoints/builtin/kglnet/seed0/best.pt"
-    digest = best.read_bytes()
-    shutil.rmtree(project / ".dvc/cache")
-    shutil.rmtree(project / "checkpoints")
-    shutil.rmtree(project / "data")
-    run(["dvc", "pull"], project)
-    assert best.read_bytes() == digest and (project / "data/builtin/test.h5").exists()
-    assert "up to date" in run(["dvc", "status"], project).stdout
+    assert "HEAD~1" in html
 
 
 @pytest.mark.parametrize("name", ["mini", "paper"])
