@@ -293,10 +293,12 @@ def quadruplet_objective(model, vis: torch.Tensor, other: torch.Tensor,
     vis_j, other_j = desc_vis.index_select(0, index), desc_other.index_select(0, index)
     d_match = euclidean_pair_distance(desc_vis, desc_other)
     d_pos = torch.maximum(d_match, d_match.index_select(0, index)) if both_positives else d_match
-    same = [euclidean_pair_distance(desc_vis, vis_j), euclidean_pair_distance(desc_other, other_j)]
-    cross = [euclidean_pair_distance(desc_vis, other_j), euclidean_pair_distance(desc_other, vis_j)]
-    candidates = {"all": same + cross, "cross": cross, "same": same}[negatives]
-    d_neg = torch.stack(candidates, dim=1).min(dim=1).values
+    pairs = []  # only the distances that compete for the negative
+    if negatives in ("all", "same"):
+        pairs += [(desc_vis, vis_j), (desc_other, other_j)]
+    if negatives in ("all", "cross"):
+        pairs += [(desc_vis, other_j), (desc_other, vis_j)]
+    d_neg = torch.stack([euclidean_pair_distance(a, b) for a, b in pairs], dim=1).min(dim=1).values
     loss = soft_pn_loss(d_pos, d_neg)
     return {"total": loss, "quadruplet": loss, "d_pos": d_pos.detach().mean(), "d_neg": d_neg.detach().mean()}
 
