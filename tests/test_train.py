@@ -455,6 +455,7 @@ def test_resume_key_keeps_old_checkpoints_and_refuses_changed_ablations():
 
 
 def test_model_fingerprint_sees_seed_initialisation_and_objective(monkeypatch):
+    from kglnet.models import catalog
     from kglnet.models.metric_nets import TwoChannel
 
     def fingerprint(seed):
@@ -462,7 +463,9 @@ def test_model_fingerprint_sees_seed_initialisation_and_objective(monkeypatch):
 
     assert fingerprint(0) == fingerprint(0) != fingerprint(1)
     before = fingerprint(0)
+    # a model that now names another loss: its class and its catalog entry change together
     monkeypatch.setattr(TwoChannel, "objective", "bce_random_negatives")
+    monkeypatch.setitem(catalog.MODELS, "two_channel", catalog.ModelInfo("metric_nets", "bce_random_negatives"))
     assert fingerprint(0) != before
     monkeypatch.undo()
     real_init = TwoChannel.__init__
@@ -477,6 +480,7 @@ def test_model_fingerprint_sees_seed_initialisation_and_objective(monkeypatch):
 
 def test_resume_refuses_a_checkpoint_of_other_model_code(micro_train, micro_val, tmp_path, monkeypatch):
     """`snakemake --forcerun` after a code change must retrain, not hand back the finished old run."""
+    from kglnet.models import catalog
     from kglnet.models.metric_nets import TwoChannel
 
     cfg = TrainConfig(model="two_channel", epochs=1, optimizer="sgd", lr_features=0.01, augment=False, **MICRO)
@@ -487,6 +491,7 @@ def test_resume_refuses_a_checkpoint_of_other_model_code(micro_train, micro_val,
     assert_same_weights(weights(tmp_path / "last.pt"), first)
 
     monkeypatch.setattr(TwoChannel, "objective", "bce_random_negatives")
+    monkeypatch.setitem(catalog.MODELS, "two_channel", catalog.ModelInfo("metric_nets", "bce_random_negatives"))
     train(micro_train, micro_val, tmp_path, cfg, progress=False)
     assert "model code" in (tmp_path / "train.log").read_text()     # the warning names why
     history = json.loads((tmp_path / "history.json").read_text())

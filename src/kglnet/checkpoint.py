@@ -15,20 +15,12 @@ from typing import Any
 
 import torch
 
+from .errors import CheckpointError  # noqa: F401  (re-exported: raised here)
 from .models import create_model, list_models
 from .utils.io import atomic_path
 
 CHECKPOINT_FORMAT = "kglnet-checkpoint"
 CHECKPOINT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used; the message names the file and the problem."""
-
-    def __init__(self, path: str | os.PathLike, problem: str) -> None:
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
 
 
 def cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

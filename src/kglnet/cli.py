@@ -563,11 +563,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # KGLNET_PORTABLE_CPU=1 (set by `kglnet regression-check` for its pipeline): the same
     # floating-point results on any x86-64 processor with AVX2 (kglnet.utils.numerics)
     apply_portable_cpu_backends()
-    from .checkpoint import CheckpointError
+    # none of these imports torch: the data and report commands do not need it
     from .data import PairFileError
     from .data.sources import SourceError
+    from .errors import CheckpointError, TrainingDiverged, TrainingStopped
     from .regression import PipelineFailed
-    from .train import TrainingDiverged, TrainingStopped
 
     try:
         return args.func(args)

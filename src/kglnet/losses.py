@@ -10,13 +10,13 @@ HNSM-M, or ``"random"``). The defaults are the paper's objective, bit for bit.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
-from kglnet.utils.config import dataclass_from_dict
+
+# LossConfig lives in the torch-free kglnet.settings (the workflow's config checks build it).
+from .settings import LossConfig
 
 # A distance no real pair reaches (L2-normalised descriptors are at most 2 apart); used to take
 # excluded candidates out of the minimum.
@@ -131,52 +131,6 @@ def feature_guided_loss(common_vis, common_other, diff_vis, diff_other) -> torch
     Gradients flow into both maps (no detach), as SPEC section 3 states.
     """
     return F.mse_loss(common_vis, diff_vis) + F.mse_loss(common_other, diff_other)
-
-
-NEGATIVES = ("hardest", "random")
-_WEIGHTS = ("triplet_weight", "norm_weight", "bce_weight", "feature_weight")
-
-
-@dataclass
-class LossConfig:
-    """Settings of :func:`kglnet_loss`; the defaults are the paper's objective.
-
-    Ablation switches (SPEC section 3 terms; the paper reports no numbers for them):
-
-    - ``bce_weight = 0``: descriptor branch alone; the metric head gets no gradient (select the
-      checkpoint on the descriptor FPR95: ``TrainConfig.select_on = "descriptor"``).
-    - ``triplet_weight = 0`` and ``norm_weight = 0``: metric branch alone. HNSM-M still mines the
-      metric head's negatives from the current descriptors (whose projection layer then gets no
-      gradient; layers 5-8 of the descriptor branch still learn through the feature-guided loss),
-      so the ablation removes the descriptor *objective*, not the mining.
-    - ``negatives = "random"``: HNSM-M replaced by a uniformly random X_j, j != i.
-    - ``feature_weight = 0``: no feature-guided loss.
-
-    A term whose weight is 0 is not computed at all (it is reported as 0).
-    """
-
-    margin: float = 1.2
-    alpha: float = 2.0
-    exclude_at_most: float = 0.008
-    norm_weight: float = 0.1
-    triplet_weight: float = 1.0
-    bce_weight: float = 1.0
-    feature_weight: float = 1.0
-    negatives: str = "hardest"
-
-    def __post_init__(self) -> None:
-        for name in _WEIGHTS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"loss setting {name} must be a finite number >= 0, got {value!r}")
-        if self.negatives not in NEGATIVES:
-            raise ValueError(f"loss setting negatives must be one of {', '.join(NEGATIVES)}; got {self.negatives!r}")
-        if not any(getattr(self, name) > 0 for name in _WEIGHTS):
-            raise ValueError(f"loss settings: at least one of {', '.join(_WEIGHTS)} must be > 0")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "LossConfig":
-        return dataclass_from_dict(cls, values, "loss setting(s)")
 
 
 def kglnet_loss(model, vis: torch.Tensor, other: torch.Tensor, cfg: LossConfig = LossConfig(),

@@ -22,8 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-PRECISIONS = ("fp32", "bf16")
-COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+from .settings import COMPILE_MODES, PRECISIONS  # noqa: F401  (re-exported)
 
 
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

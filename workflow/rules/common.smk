@@ -197,7 +197,7 @@ for _model, _entry in config["models"].items():
 # surfacing in a job's log after the jobs before it have run.
 from kglnet.data.mini import MiniConfig
 from kglnet.data.synthetic import SyntheticConfig
-from kglnet.train import TrainConfig
+from kglnet.settings import TrainConfig
 
 
 def _check_settings(where, build, values):

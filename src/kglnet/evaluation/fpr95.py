@@ -17,11 +17,18 @@ Both return percentages (0..100). Lower is better.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import roc_curve
 
 __all__ = ["fpr95_descriptor", "fpr95_metric", "roc_points", "validate_scores_labels"]
 
 TARGET_TPR = 0.95
+
+
+def _roc_curve():
+    # scikit-learn (with SciPy) takes about 2 s to import on a 2-core CPU; the commands that only
+    # read scores (reports, tables) never call it, so it is imported on first use.
+    from sklearn.metrics import roc_curve
+
+    return roc_curve
 
 
 def validate_scores_labels(values, labels, name: str = "scores", *, labels_name: str = "labels",
@@ -116,7 +123,7 @@ def fpr95_metric(scores, labels) -> float:
         change the interpolated value).
     """
     s, y = validate_scores_labels(scores, labels, name="scores")
-    fpr, tpr, _ = roc_curve(y.astype(np.int8), s)
+    fpr, tpr, _ = _roc_curve()(y.astype(np.int8), s)
     return float(100.0 * np.interp(TARGET_TPR, tpr, fpr))
 
 
@@ -135,7 +142,7 @@ def roc_points(scores, labels, max_points: int = 256) -> tuple[np.ndarray, np.nd
     if int(max_points) < 2:
         raise ValueError(f"max_points must be >= 2 to keep both end points, got {max_points}")
     s, y = validate_scores_labels(scores, labels, name="scores")
-    fpr, tpr, _ = roc_curve(y.astype(np.int8), s)
+    fpr, tpr, _ = _roc_curve()(y.astype(np.int8), s)
     n = fpr.shape[0]
     if n > max_points:
         # Evenly spaced indices over the curve; linspace includes 0 and n-1, so both ends survive.

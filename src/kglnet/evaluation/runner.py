@@ -14,10 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..checkpoint import load_model, read_checkpoint
-from ..models import count_parameters, create_model
 from ..data import read_pairs
-from ..inference import resolve_device, score_pairs
 from ..utils.io import atomic_write_json
 from .fpr95 import fpr95_descriptor, fpr95_metric, roc_points
 from .handcrafted import HANDCRAFTED
@@ -73,6 +70,10 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, files: Sequence[str], nam
     ``<grid_dir>/matches_<test set>.png``: pairs correctly matched, correctly rejected, falsely
     matched and missed at the 95 %-TPR operating point of the branch the run is reported on.
     """
+    # Imported here: the hand-crafted baselines and the reports need no torch (2.5 s to import).
+    from ..checkpoint import load_model
+    from ..inference import resolve_device, score_pairs
+
     dev = resolve_device(device)
     model, state = load_model(checkpoint, device=dev)
     branch = (state.get("config") or {}).get("select_on", "metric")
@@ -132,6 +133,9 @@ def checkpoint_facts(checkpoint: str | os.PathLike) -> dict[str, Any]:
     """What a metrics record says about the run behind a checkpoint: its path, architecture,
     parameter count, training seed, selected epoch and the branch it is selected (and reported)
     on, so tables can group seeds and report each model on its own branch."""
+    from ..checkpoint import read_checkpoint
+    from ..models import count_parameters, create_model
+
     state = read_checkpoint(checkpoint)
     config = state.get("config") or {}
     model = create_model(state["model_name"], **state.get("model_kwargs", {}))
