@@ -202,3 +202,28 @@ def test_train_monitor_duplicate_name_exits_2(tiny_dataset, micro_train, tmp_pat
     rc = main(["train", "--train", str(micro_train), "--val", str(tiny_dataset / "val.h5"), "--out-dir",
                str(tmp_path / "run"), "--monitor", f"a={tiny_dataset / 'test.h5'}", f"a={tiny_dataset / 'val.h5'}"])
     assert rc == 2 and "'a' given twice" in capsys.readouterr().err
+
+
+def test_data_and_report_commands_import_no_torch(tmp_path):
+    """Every Snakemake data, baseline and report job is one of these; torch's import would add
+    about 2.5 s to each, in the regression check's portable mode too (it sets torch's backends
+    only for the commands that run torch)."""
+    settings = json.dumps({"seed": 0, "image_size": 160, "images": {"train": 1, "val": 1, "test": 1},
+                           "keypoints_per_image": 16})
+    code = (
+        "import sys\n"
+        "from kglnet.cli import main\n"
+        f"out = {str(tmp_path)!r}\n"
+        "assert main(['make-synthetic', '--out-dir', out, '--config', sys.argv[1], '--no-progress']) == 0\n"
+        "assert main(['baseline', '--method', 'ncc', '--pairs', out + '/test.h5', '--names', 'test',\n"
+        "             '--dataset', 'd', '--metrics-out', out + '/ncc.json', '--roc-out', out + '/roc.json']) == 0\n"
+        "assert main(['report', '--dataset', 'd', '--metrics', out + '/ncc.json', '--roc', out + '/roc.json',\n"
+        "             '--table-md', out + '/t.md', '--table-csv', out + '/t.csv', '--summary-out', out + '/s.json',\n"
+        "             '--figures-dir', out + '/figures']) == 0\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+    )
+    env = {**__import__("os").environ, "KGLNET_PORTABLE_CPU": "1"}
+    result = subprocess.run([sys.executable, "-c", code, settings], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert json.loads((tmp_path / "ncc.json").read_text())["test_sets"]["test"]["pairs"] > 0

@@ -413,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--config", type=_json_object, default={}, help="SyntheticConfig fields as a JSON object")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_make_synthetic)
+    p.set_defaults(func=cmd_make_synthetic, uses_torch=False)
 
     p = sub.add_parser("fetch", help="copy (from --mirror / $KGLNET_MIRROR) or download a source, verifying sha256")
     p.add_argument("--source", required=True, help="visnir-registration, roadscene or 3mos")
@@ -421,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", help="folder laid out as <mirror>/<source>/<path> (default: $KGLNET_MIRROR)")
     p.add_argument("--no-download", action="store_true", help="never use the network")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_fetch)
+    p.set_defaults(func=cmd_fetch, uses_torch=False)
 
     p = sub.add_parser("make-mini", help="cut a real mini dataset from a verified source folder")
     p.add_argument("--dataset", required=True,
@@ -430,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True, type=Path)
     p.add_argument("--config", type=_json_object, default={}, help="MiniConfig fields as a JSON object")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_make_mini)
+    p.set_defaults(func=cmd_make_mini, uses_torch=False)
 
     p = sub.add_parser("convert", help="convert a published dataset form into a pair file")
     p.add_argument("--format", required=True, choices=["kglnet-bundle", "aguilera-csv", "vislwir-list", "os-list"])
@@ -443,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="kglnet-bundle: also carve a validation file, grouped by linked point ids")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of the groups held out (--val-out)")
     p.add_argument("--seed", type=int, default=0, help="seed of the validation carve (--val-out)")
-    p.set_defaults(func=cmd_convert)
+    p.set_defaults(func=cmd_convert, uses_torch=False)
 
     p = sub.add_parser("train", help="train a model; resumes from OUT_DIR/last.pt when compatible")
     p.add_argument("--train", required=True, type=Path, help="pair file whose positives are the training pairs")
@@ -496,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roc-out", type=Path)
     p.add_argument("--dataset", default="unnamed")
     p.add_argument("--label")
-    p.set_defaults(func=cmd_baseline)
+    p.set_defaults(func=cmd_baseline, uses_torch=False)
 
     p = sub.add_parser("report", help="tables (Markdown, CSV) and figures (ROC, training curves) for a dataset")
     p.add_argument("--dataset", required=True)
@@ -511,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the paper's table to put beside ours")
     p.add_argument("--paper-method", nargs="*", default=[], type=_name_value, metavar="MODEL=NAME",
                    help="the paper's name of a model or baseline, e.g. kglnet=KGL-Net sift=SIFT")
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=cmd_report, uses_torch=False)
 
     _add_matching_parsers(sub)
 
@@ -551,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=REGRESSION_CONFIG, help="pipeline configuration (default: %(default)s)")
     p.add_argument("--baseline", default=REGRESSION_BASELINE, help="manifest (default: %(default)s)")
     p.add_argument("--root", type=Path, default=Path("."), help="the project checkout (default: here)")
-    p.set_defaults(func=cmd_regression_check)
+    p.set_defaults(func=cmd_regression_check, uses_torch=False)
     return parser
 
 
@@ -561,8 +561,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .utils.numerics import apply_portable_cpu_backends
 
     # KGLNET_PORTABLE_CPU=1 (set by `kglnet regression-check` for its pipeline): the same
-    # floating-point results on any x86-64 processor with AVX2 (kglnet.utils.numerics)
-    apply_portable_cpu_backends()
+    # floating-point results on any x86-64 processor with AVX2 (kglnet.utils.numerics). Only for
+    # the commands that run torch: setting its backends imports it (2.5 s on a 2-core CPU).
+    if getattr(args, "uses_torch", True):
+        apply_portable_cpu_backends()
     # none of these imports torch: the data and report commands do not need it
     from .data import PairFileError
     from .data.sources import SourceError
